@@ -19,6 +19,8 @@ type Config struct {
 	// Files lists the files merged, in order ("<builtin>" and "<default>" for
 	// the embedded ones).
 	Files []string `toml:"-"`
+
+	where map[string]pos // key path (joinKey) → where it was last set; see Where
 }
 
 // Daemon holds process-wide settings.
