@@ -1,0 +1,280 @@
+// Package bans keeps the ban book: who is banned, by which jail, until when.
+// It applies policy (never ban loopback, the host's own addresses or an
+// ignored address; never ban twice), and drives a firewall.Backend.
+package bans
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/band-project/band/firewall"
+)
+
+// Origin says who asked for a ban.
+type Origin string
+
+const (
+	OriginJail   Origin = "jail"
+	OriginManual Origin = "manual"
+)
+
+// Ban is one entry of the book.
+type Ban struct {
+	Prefix netip.Prefix `json:"addr"`
+	Jail   string       `json:"jail"`
+	Start  time.Time    `json:"start"`
+	Expiry time.Time    `json:"expiry"`
+	Hits   int          `json:"hits"`
+	Reason string       `json:"reason,omitempty"`
+	Origin Origin       `json:"origin"`
+}
+
+// Request asks the book to ban an address or prefix.
+type Request struct {
+	Prefix netip.Prefix
+	Jail   string
+	For    time.Duration
+	Hits   int
+	Reason string // for a jail ban, the line that tipped it (truncated)
+	Origin Origin
+	// Ignore lists the jail's own ignoreip, on top of the book's.
+	Ignore []netip.Prefix
+	// Force bans even an ignored address (never loopback or the host's own).
+	Force bool
+}
+
+// Errors a caller can branch on.
+var (
+	ErrProtected = errors.New("address is protected")   // loopback or one of the host's own
+	ErrIgnored   = errors.New("address is in ignoreip") // whitelisted
+)
+
+// Options configure a Book.
+type Options struct {
+	// Ignore lists addresses and prefixes never banned ([defaults] ignoreip).
+	Ignore []netip.Prefix
+	// Own lists the host's own addresses; loopback is always protected.
+	Own []netip.Addr
+	// Now is the clock (time.Now when nil). Offline replay passes line time.
+	Now func() time.Time
+}
+
+// Book is the ban book. It is safe for concurrent use.
+type Book struct {
+	log     *slog.Logger
+	backend firewall.Backend
+	now     func() time.Time
+
+	mu     sync.Mutex
+	ignore []netip.Prefix
+	own    map[netip.Addr]bool
+	active map[netip.Prefix]*Ban
+	total  map[string]uint64 // bans made per jail
+}
+
+// New returns a book driving backend.
+func New(log *slog.Logger, backend firewall.Backend, opts Options) *Book {
+	b := &Book{
+		log:     log.With("component", "bans"),
+		backend: backend,
+		now:     opts.Now,
+		active:  make(map[netip.Prefix]*Ban),
+		total:   make(map[string]uint64),
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	b.SetPolicy(opts.Ignore, opts.Own)
+	return b
+}
+
+// SetPolicy replaces the global ignore list and the host's own addresses
+// (after a reload).
+func (b *Book) SetPolicy(ignore []netip.Prefix, own []netip.Addr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ignore = append([]netip.Prefix(nil), ignore...)
+	b.own = make(map[netip.Addr]bool, len(own))
+	for _, a := range own {
+		b.own[a.Unmap()] = true
+	}
+}
+
+// Protected reports whether p covers loopback or one of the host's own
+// addresses, which are never banned.
+func (b *Book) Protected(p netip.Prefix) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.protectedLocked(p)
+}
+
+func (b *Book) protectedLocked(p netip.Prefix) bool {
+	a := p.Addr()
+	if a.IsLoopback() || a.IsUnspecified() || p.Overlaps(netip.MustParsePrefix("127.0.0.0/8")) ||
+		p.Overlaps(netip.MustParsePrefix("::1/128")) {
+		return true
+	}
+	for own := range b.own {
+		if p.Contains(own) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ignored reports whether p falls in the global ignore list or extra.
+func (b *Book) Ignored(p netip.Prefix, extra []netip.Prefix) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return ignoredBy(p, b.ignore) || ignoredBy(p, extra)
+}
+
+func ignoredBy(p netip.Prefix, list []netip.Prefix) bool {
+	for _, ig := range list {
+		if ig.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Banned reports whether addr is covered by an active ban.
+func (b *Book) Banned(addr netip.Addr) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.coveringLocked(addr, b.now()) != nil
+}
+
+func (b *Book) coveringLocked(addr netip.Addr, now time.Time) *Ban {
+	if ban, ok := b.active[netip.PrefixFrom(addr, addr.BitLen())]; ok && ban.Expiry.After(now) {
+		return ban
+	}
+	for p, ban := range b.active {
+		if p.Bits() < addr.BitLen() && p.Contains(addr) && ban.Expiry.After(now) {
+			return ban
+		}
+	}
+	return nil
+}
+
+// Ban applies a request. It returns the ban and true when a new ban was
+// made; an address already banned returns its ban and false (it does not
+// re-trigger). Protected and ignored addresses return ErrProtected or
+// ErrIgnored.
+func (b *Book) Ban(ctx context.Context, r Request) (Ban, bool, error) {
+	p := r.Prefix.Masked()
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked()
+	}
+	if r.Origin == "" {
+		r.Origin = OriginJail
+	}
+	b.mu.Lock()
+	now := b.now()
+	if b.protectedLocked(p) {
+		b.mu.Unlock()
+		return Ban{}, false, fmt.Errorf("banning %s: %w (loopback or this host's own address)", p, ErrProtected)
+	}
+	if !r.Force && (ignoredBy(p, b.ignore) || ignoredBy(p, r.Ignore)) {
+		b.mu.Unlock()
+		return Ban{}, false, fmt.Errorf("banning %s: %w", p, ErrIgnored)
+	}
+	if p.IsSingleIP() {
+		if cur := b.coveringLocked(p.Addr(), now); cur != nil && (r.Origin == OriginJail || cur.Prefix == p) {
+			c := *cur
+			b.mu.Unlock()
+			return c, false, nil
+		}
+	} else if cur, ok := b.active[p]; ok && cur.Expiry.After(now) && r.Origin == OriginJail {
+		c := *cur
+		b.mu.Unlock()
+		return c, false, nil
+	}
+	ban := &Ban{Prefix: p, Jail: r.Jail, Start: now, Expiry: now.Add(r.For), Hits: r.Hits, Reason: r.Reason, Origin: r.Origin}
+	b.active[p] = ban
+	b.total[r.Jail]++
+	c := *ban
+	b.mu.Unlock()
+
+	if err := b.backend.Ban(ctx, []firewall.Entry{{Prefix: p, TTL: r.For}}); err != nil {
+		b.mu.Lock()
+		if b.active[p] == ban {
+			delete(b.active, p)
+		}
+		b.mu.Unlock()
+		return Ban{}, false, err
+	}
+	return c, true, nil
+}
+
+// Unban lifts the ban on p. Unbanning what is not banned is not an error; it
+// reports whether a ban was lifted.
+func (b *Book) Unban(ctx context.Context, p netip.Prefix) (bool, error) {
+	p = p.Masked()
+	b.mu.Lock()
+	_, ok := b.active[p]
+	delete(b.active, p)
+	b.mu.Unlock()
+	if err := b.backend.Unban(ctx, []netip.Prefix{p}); err != nil {
+		return ok, err
+	}
+	return ok, nil
+}
+
+// Expire drops bans whose time is up from the book (the kernel expires them
+// on its own) and returns them.
+func (b *Book) Expire() []Ban {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var out []Ban
+	for p, ban := range b.active {
+		if !ban.Expiry.After(now) {
+			out = append(out, *ban)
+			delete(b.active, p)
+		}
+	}
+	sortBans(out)
+	return out
+}
+
+// List returns the active bans sorted by address.
+func (b *Book) List() []Ban {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	out := make([]Ban, 0, len(b.active))
+	for _, ban := range b.active {
+		if ban.Expiry.After(now) {
+			out = append(out, *ban)
+		}
+	}
+	sortBans(out)
+	return out
+}
+
+// Totals returns how many bans each jail made since start.
+func (b *Book) Totals() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]uint64, len(b.total))
+	for k, v := range b.total {
+		out[k] = v
+	}
+	return out
+}
+
+func sortBans(bs []Ban) {
+	sort.Slice(bs, func(i, j int) bool {
+		if c := bs[i].Prefix.Addr().Compare(bs[j].Prefix.Addr()); c != 0 {
+			return c < 0
+		}
+		return bs[i].Prefix.Bits() < bs[j].Prefix.Bits()
+	})
+}

@@ -1,0 +1,92 @@
+// Command bandctl is band's operator CLI: it lists, bans and unbans through
+// the daemon's control socket, and tests jails offline against log files.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, distinct so scripts can branch.
+const (
+	exitOK     = 0
+	exitError  = 1 // the command failed
+	exitUsage  = 2 // bad arguments
+	exitConfig = 3 // the configuration is invalid
+)
+
+// usageError is a mistake in the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// configError is an invalid configuration.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "bandctl:", err)
+	var ue *usageError
+	var ce *configError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "run 'bandctl help' for usage")
+		return exitUsage
+	case errors.As(err, &ce):
+		return exitConfig
+	}
+	return exitError
+}
+
+const usage = `bandctl: control band, the Apache ban daemon
+
+usage:
+  bandctl test [--config FILE] [--jail NAME]... [--format FMT] [--matches] [-o text|json] LOGFILE...
+        replay log files offline through the jails and report matches and bans
+  bandctl check [--config FILE]
+        validate a configuration (default: the embedded one)
+  bandctl version
+        print the version
+  bandctl help
+        print this help
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usagef("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "test":
+		return cmdTest(ctx, rest, stdout, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "bandctl", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q", cmd)
+}

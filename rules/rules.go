@@ -1,0 +1,232 @@
+// Package rules compiles configured jails into matchers over parsed log
+// Events: fail2ban-style match jails and mod_evasive-style rate jails. It
+// keeps no per-client state; counting is the detector's job.
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/band-project/band/apachelog"
+)
+
+// Kind is a jail's kind.
+type Kind uint8
+
+const (
+	Match Kind = iota + 1 // count lines matching conditions per client (fail2ban)
+	Rate                  // count requests per page, site or client (mod_evasive)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Match:
+		return "match"
+	case Rate:
+		return "rate"
+	}
+	return "unknown"
+}
+
+// Per says what a rate jail counts requests by.
+type Per uint8
+
+const (
+	PerClient Per = iota + 1 // client
+	PerSite                  // client + virtual host
+	PerPage                  // client + virtual host + path without query
+)
+
+func (p Per) String() string {
+	switch p {
+	case PerClient:
+		return "client"
+	case PerSite:
+		return "site"
+	case PerPage:
+		return "page"
+	}
+	return "unknown"
+}
+
+// Key is what a jail counts under: the offending client and, for rate jails
+// per page or per site, a hash of the virtual host and path.
+type Key struct {
+	Addr netip.Addr
+	Sub  uint64
+}
+
+// Jail is a compiled jail. It is immutable and safe for concurrent use.
+type Jail struct {
+	Name    string
+	Kind    Kind
+	Per     Per      // rate jails only
+	Sources []string // source names it reads; empty means all that fit
+
+	BanTime  time.Duration
+	FindTime time.Duration // match: findtime; rate: window
+	// Limit is how many hits within FindTime ban: maxretry for match jails,
+	// threshold+1 for rate jails.
+	Limit    int
+	IgnoreIP []netip.Prefix
+
+	errorOnly  bool // conditions only error-log lines can meet
+	accessOnly bool
+	conds      []cond
+	raw        []*regexp.Regexp // raw-line regexes with a host group
+	rawHost    []int            // index of the host group in each raw regex
+	ignore     []*regexp.Regexp
+	seed       maphash.Seed
+}
+
+// Reads reports whether the jail reads lines from the named source.
+func (j *Jail) Reads(source string) bool {
+	return len(j.Sources) == 0 || slices.Contains(j.Sources, source)
+}
+
+// Accepts reports whether lines of this kind can ever match the jail.
+func (j *Jail) Accepts(k apachelog.Kind) bool {
+	switch k {
+	case apachelog.Error:
+		return !j.accessOnly
+	case apachelog.Access:
+		return !j.errorOnly
+	}
+	return false
+}
+
+// Match reports whether ev counts for the jail and under which key. The
+// client address always comes from where the log format puts the client,
+// never from a client-controlled field.
+func (j *Jail) Match(ev *apachelog.Event) (Key, bool) {
+	if !ev.Client.IsValid() || !j.Accepts(ev.Kind) {
+		return Key{}, false
+	}
+	for i := range j.conds {
+		if !j.conds[i].match(ev) {
+			return Key{}, false
+		}
+	}
+	if len(j.raw) > 0 && !j.matchRaw(ev) {
+		return Key{}, false
+	}
+	for _, re := range j.ignore {
+		if re.Match(ev.Line) {
+			return Key{}, false
+		}
+	}
+	k := Key{Addr: ev.Client}
+	if j.Kind == Rate && j.Per != PerClient {
+		var h maphash.Hash
+		h.SetSeed(j.seed)
+		vhost := ev.Get(apachelog.FieldVHost)
+		if vhost == nil {
+			vhost = ev.Get(apachelog.FieldServerName)
+		}
+		h.Write(vhost)
+		if j.Per == PerPage {
+			h.WriteByte(0)
+			h.Write(ev.Get(apachelog.FieldPath))
+		}
+		k.Sub = h.Sum64()
+	}
+	return k, true
+}
+
+// matchRaw runs the raw-line regexes. <HOST> must bind exactly where the
+// format put the client address, so text an attacker wrote elsewhere in the
+// line can never name the address to ban.
+func (j *Jail) matchRaw(ev *apachelog.Event) bool {
+	at, ok := clientOffset(ev)
+	if !ok {
+		return false
+	}
+	for i, re := range j.raw {
+		loc := re.FindSubmatchIndex(ev.Line)
+		if loc == nil {
+			continue
+		}
+		g := j.rawHost[i]
+		if loc[2*g] == at.start && loc[2*g+1] == at.end {
+			return true
+		}
+	}
+	return false
+}
+
+type span struct{ start, end int }
+
+// clientOffset finds where in the line the parser read the client address.
+func clientOffset(ev *apachelog.Event) (span, bool) {
+	for _, f := range [...]apachelog.Field{apachelog.FieldRemoteAddr, apachelog.FieldRemoteHost} {
+		if s, ok := offsetIn(ev.Line, ev.Get(f)); ok {
+			return s, true
+		}
+	}
+	if ev.Kind == apachelog.Error {
+		// The error-log client token: find it by the address text right after
+		// "[client " at the fixed position the parser used.
+		if i := bytes.Index(ev.Line, []byte("[client ")); i >= 0 {
+			start := i + len("[client ")
+			end := start
+			for end < len(ev.Line) && ev.Line[end] != ']' {
+				end++
+			}
+			// strip the port: the address is what parses.
+			for k := end; k > start; k-- {
+				if a, err := netip.ParseAddr(string(ev.Line[start:k])); err == nil && a.Unmap() == ev.Client {
+					return span{start, k}, true
+				}
+			}
+		}
+	}
+	return span{}, false
+}
+
+// offsetIn returns where sub lies inside line, when it is a subslice of it.
+func offsetIn(line, sub []byte) (span, bool) {
+	if len(sub) == 0 || cap(sub) > cap(line) {
+		return span{}, false
+	}
+	start := cap(line) - cap(sub)
+	if start+len(sub) > len(line) || &line[start] != &sub[0] {
+		return span{}, false
+	}
+	return span{start, start + len(sub)}, true
+}
+
+// Compile-time description for status output.
+func (j *Jail) String() string {
+	if j.Kind == Rate {
+		return fmt.Sprintf("%s: rate per %s, %d requests within %s", j.Name, j.Per, j.Limit-1, j.FindTime)
+	}
+	return fmt.Sprintf("%s: match, %d within %s", j.Name, j.Limit, j.FindTime)
+}
+
+// Ignored reports whether addr is in the jail's ignore list.
+func (j *Jail) Ignored(addr netip.Addr) bool {
+	for _, p := range j.IgnoreIP {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// extOf returns the extension of the last path segment including the dot.
+func extOf(path []byte) []byte {
+	for i := len(path) - 1; i >= 0; i-- {
+		switch path[i] {
+		case '.':
+			return path[i:]
+		case '/':
+			return nil
+		}
+	}
+	return nil
+}
