@@ -1,0 +1,322 @@
+package firewall
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/band-project/band/internal/netnstest"
+)
+
+// These tests program real kernels, inside network namespaces they create:
+// the server namespace (198.51.100.1, 2001:db8::1) runs the backend and a TCP
+// listener; the client namespace (198.51.100.2, 2001:db8::2) dials it.
+
+const dialTimeout = 400 * time.Millisecond
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+// requireBackend skips when the tools or kernel support a backend needs are
+// missing.
+func requireBackend(t testing.TB, kind string) {
+	t.Helper()
+	netnstest.RequireRoot(t)
+	switch kind {
+	case "nftables":
+		ns := netnstest.New(t)
+		if err := probeNftables(Options{NetNS: ns.Path()}); err != nil {
+			t.Skipf("kernel without nf_tables: %v", err)
+		}
+	case "iptables":
+		netnstest.RequireTool(t, "iptables", "ip6tables", "ipset", "iptables-restore", "ip6tables-restore")
+		ns := netnstest.New(t)
+		if out, err := ns.Run("ipset", "create", "probe", "hash:net", "timeout", "0"); err != nil {
+			t.Skipf("kernel without ip_set hash:net: %v: %s", err, out)
+		}
+		if out, err := ns.Run("ip6tables", "-S"); err != nil {
+			t.Skipf("ip6tables unusable: %v: %s", err, out)
+		}
+	}
+}
+
+func newInNS(t testing.TB, kind string, ns *netnstest.NS, o Options) Backend {
+	t.Helper()
+	o.Backend = kind
+	o.NetNS = ns.Path()
+	b, err := New(testLogger(t), o)
+	if err != nil {
+		t.Fatalf("New(%s): %v", kind, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.Setup(context.Background()); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	return b
+}
+
+func mustConnect(t *testing.T, cli *netnstest.NS, addr string) {
+	t.Helper()
+	if err := cli.Dial(addr, 3*time.Second); err != nil {
+		t.Fatalf("dial %s: %v, want a connection", addr, err)
+	}
+}
+
+func mustNotConnect(t *testing.T, cli *netnstest.NS, addr string) {
+	t.Helper()
+	if err := cli.Dial(addr, dialTimeout); err == nil {
+		t.Fatalf("dial %s succeeded, want it blocked", addr)
+	}
+}
+
+func listed(t *testing.T, b Backend) map[netip.Prefix]time.Duration {
+	t.Helper()
+	es, err := b.List(context.Background())
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	m := map[netip.Prefix]time.Duration{}
+	for _, e := range es {
+		m[e.Prefix] = e.TTL
+	}
+	return m
+}
+
+var families = []struct {
+	name   string
+	server string // listener address as dialed from the client
+	client netip.Addr
+	net    netip.Prefix // a prefix around the client, not the server
+}{
+	{"ipv4", "198.51.100.1:8080", netip.MustParseAddr("198.51.100.2"), netip.MustParsePrefix("198.51.100.2/31")},
+	{"ipv6", "[2001:db8::1]:8080", netip.MustParseAddr("2001:db8::2"), netip.MustParsePrefix("2001:db8::/127")},
+}
+
+// TestSystemBanDropsPackets proves, for both backends and both families, on
+// real TCP connections: Ban blocks, Unban restores, prefixes block, and a
+// short TTL expires in the kernel by itself.
+func TestSystemBanDropsPackets(t *testing.T) {
+	for _, kind := range []string{"nftables", "iptables"} {
+		for _, verdict := range []string{"drop", "reject"} {
+			t.Run(kind+"/"+verdict, func(t *testing.T) {
+				requireBackend(t, kind)
+				pair := netnstest.NewPair(t)
+				pair.Server.Listen("[::]:8080")
+				b := newInNS(t, kind, pair.Server, Options{Verdict: verdict})
+				ctx := context.Background()
+				for _, f := range families {
+					t.Run(f.name, func(t *testing.T) {
+						host := netip.PrefixFrom(f.client, f.client.BitLen())
+						mustConnect(t, pair.Client, f.server)
+
+						if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Hour}}); err != nil {
+							t.Fatalf("Ban: %v", err)
+						}
+						mustNotConnect(t, pair.Client, f.server)
+						if ttl, ok := listed(t, b)[host]; !ok || ttl <= 59*time.Minute || ttl > time.Hour {
+							t.Errorf("List: %s ttl %v (listed %v), want about 1h", host, ttl, ok)
+						}
+						if err := b.Unban(ctx, []netip.Prefix{host}); err != nil {
+							t.Fatalf("Unban: %v", err)
+						}
+						mustConnect(t, pair.Client, f.server)
+						if err := b.Unban(ctx, []netip.Prefix{host, f.net}); err != nil {
+							t.Fatalf("Unban of what is not banned: %v, want nil", err)
+						}
+
+						if err := b.Ban(ctx, []Entry{{Prefix: f.net, TTL: time.Hour}}); err != nil {
+							t.Fatalf("Ban prefix: %v", err)
+						}
+						mustNotConnect(t, pair.Client, f.server)
+						if _, ok := listed(t, b)[f.net]; !ok {
+							t.Errorf("List does not show %s", f.net)
+						}
+						if err := b.Unban(ctx, []netip.Prefix{f.net}); err != nil {
+							t.Fatalf("Unban prefix: %v", err)
+						}
+						mustConnect(t, pair.Client, f.server)
+
+						// The kernel's clock expires the ban: the one real wait.
+						if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: 2 * time.Second}}); err != nil {
+							t.Fatalf("Ban with ttl: %v", err)
+						}
+						mustNotConnect(t, pair.Client, f.server)
+						deadline := time.Now().Add(15 * time.Second)
+						for {
+							_, banned := listed(t, b)[host]
+							if !banned && pair.Client.Dial(f.server, dialTimeout) == nil {
+								break
+							}
+							if time.Now().After(deadline) {
+								t.Fatalf("ban of %s with ttl 2s still in force after 15s", host)
+							}
+							time.Sleep(200 * time.Millisecond)
+						}
+					})
+				}
+			})
+		}
+	}
+}
+
+// TestSystemSetupIdempotent runs Setup twice over existing bans and checks
+// that nothing is flushed and an unrelated table is left as it was.
+func TestSystemSetupIdempotent(t *testing.T) {
+	for _, kind := range []string{"nftables", "iptables"} {
+		t.Run(kind, func(t *testing.T) {
+			requireBackend(t, kind)
+			netnstest.RequireTool(t, "nft")
+			ns := netnstest.New(t)
+			ns.MustRun("nft", "add table inet other; add chain inet other input { type filter hook input priority 0; policy accept; }; add rule inet other input tcp dport 22 accept")
+			before := ns.MustRun("nft", "list", "table", "inet", "other")
+
+			b := newInNS(t, kind, ns, Options{})
+			ctx := context.Background()
+			ban := []Entry{
+				{Prefix: netip.MustParsePrefix("203.0.113.9/32"), TTL: time.Hour},
+				{Prefix: netip.MustParsePrefix("2001:db8:5::/48"), TTL: time.Hour},
+			}
+			if err := b.Ban(ctx, ban); err != nil {
+				t.Fatalf("Ban: %v", err)
+			}
+			b2 := newInNS(t, kind, ns, Options{}) // a restarted daemon
+			if err := b2.Setup(ctx); err != nil {
+				t.Fatalf("second Setup: %v", err)
+			}
+			got := listed(t, b2)
+			for _, e := range ban {
+				if _, ok := got[e.Prefix]; !ok {
+					t.Errorf("after Setup again: %s gone, want it kept (no flush)", e.Prefix)
+				}
+			}
+			if after := ns.MustRun("nft", "list", "table", "inet", "other"); after != before {
+				t.Errorf("table inet other changed:\n%s\nwant:\n%s", after, before)
+			}
+			switch kind {
+			case "nftables":
+				rs := ns.MustRun("nft", "list", "table", "inet", "band")
+				if n := strings.Count(rs, "@band4 "); n != 1 {
+					t.Errorf("rules matching @band4: %d, want 1:\n%s", n, rs)
+				}
+			case "iptables":
+				for _, cmd := range []string{"iptables", "ip6tables"} {
+					rs := ns.MustRun(cmd, "-S")
+					if n := strings.Count(rs, "-A INPUT -j BAND"); n != 1 {
+						t.Errorf("%s: jumps to BAND: %d, want 1:\n%s", cmd, n, rs)
+					}
+					if n := strings.Count(rs, "--match-set"); n != 1 {
+						t.Errorf("%s: set rules: %d, want 1:\n%s", cmd, n, rs)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSystemNftListRuleset compares what the kernel holds with what
+// `nft list ruleset` prints for the band table.
+func TestSystemNftListRuleset(t *testing.T) {
+	requireBackend(t, "nftables")
+	netnstest.RequireTool(t, "nft")
+	ns := netnstest.New(t)
+	b := newInNS(t, "nftables", ns, Options{Hooks: []string{"input", "forward"}})
+	if err := b.Ban(context.Background(), []Entry{
+		{Prefix: netip.MustParsePrefix("198.51.100.7/32"), TTL: time.Hour},
+		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), TTL: time.Hour},
+		{Prefix: netip.MustParsePrefix("2001:db8::7/128"), TTL: time.Hour},
+		{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), TTL: time.Hour},
+	}); err != nil {
+		t.Fatalf("Ban: %v", err)
+	}
+	out := ns.MustRun("nft", "list", "ruleset")
+	for _, want := range []string{
+		"table inet band {",
+		"set band4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n",
+		"set band4net {\n\t\ttype ipv4_addr\n\t\tflags interval,timeout\n",
+		"set band6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n",
+		"set band6net {\n\t\ttype ipv6_addr\n\t\tflags interval,timeout\n",
+		"elements = { 198.51.100.7 timeout 1h expires ",
+		"elements = { 192.0.2.0/24 timeout 1h expires ",
+		"elements = { 2001:db8::7 timeout 1h expires ",
+		"elements = { 2001:db8:1::/48 timeout 1h expires ",
+		"chain band {\n\t\ttype filter hook input priority filter - 10; policy accept;",
+		"chain band-forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;",
+		"ip saddr @band4 counter packets 0 bytes 0 drop comment \"band:band4:drop\"",
+		"ip saddr @band4net counter packets 0 bytes 0 drop comment \"band:band4net:drop\"",
+		"ip6 saddr @band6 counter packets 0 bytes 0 drop comment \"band:band6:drop\"",
+		"ip6 saddr @band6net counter packets 0 bytes 0 drop comment \"band:band6net:drop\"",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nft list ruleset lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestSystemReconcile adds what is missing and removes what is stale,
+// leaving what is in both in place.
+func TestSystemReconcile(t *testing.T) {
+	for _, kind := range []string{"nftables", "iptables"} {
+		t.Run(kind, func(t *testing.T) {
+			requireBackend(t, kind)
+			pair := netnstest.NewPair(t)
+			pair.Server.Listen("[::]:8080")
+			b := newInNS(t, kind, pair.Server, Options{})
+			ctx := context.Background()
+			keep := Entry{Prefix: netip.MustParsePrefix("198.51.100.2/32"), TTL: time.Hour}
+			stale := Entry{Prefix: netip.MustParsePrefix("203.0.113.5/32"), TTL: time.Hour}
+			staleNet := Entry{Prefix: netip.MustParsePrefix("2001:db8:9::/48"), TTL: time.Hour}
+			missing := Entry{Prefix: netip.MustParsePrefix("2001:db8::2/128"), TTL: time.Hour}
+			missingNet := Entry{Prefix: netip.MustParsePrefix("192.0.2.0/25"), TTL: time.Hour}
+			if err := b.Ban(ctx, []Entry{keep, stale, staleNet}); err != nil {
+				t.Fatalf("Ban: %v", err)
+			}
+			added, removed, err := Reconcile(ctx, b, []Entry{keep, missing, missingNet})
+			if err != nil {
+				t.Fatalf("Reconcile: %v", err)
+			}
+			if added != 2 || removed != 2 {
+				t.Errorf("Reconcile: added %d, removed %d, want 2, 2", added, removed)
+			}
+			var got []string
+			for p := range listed(t, b) {
+				got = append(got, p.String())
+			}
+			slices.Sort(got)
+			want := []string{"192.0.2.0/25", "198.51.100.2/32", "2001:db8::2/128"}
+			if !slices.Equal(got, want) {
+				t.Errorf("after Reconcile: %v, want %v", got, want)
+			}
+			mustNotConnect(t, pair.Client, "198.51.100.1:8080")
+			mustNotConnect(t, pair.Client, "[2001:db8::1]:8080")
+			// Nothing to do the second time.
+			if added, removed, err := Reconcile(ctx, b, []Entry{keep, missing, missingNet}); err != nil || added != 0 || removed != 0 {
+				t.Errorf("second Reconcile: %d, %d, %v, want 0, 0, nil", added, removed, err)
+			}
+		})
+	}
+}
+
+func TestMain(m *testing.M) {
+	// iptables-nft and ipset need their binaries; report, do not fail.
+	for _, tool := range []string{"nft", "iptables", "ipset", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil && os.Geteuid() == 0 {
+			os.Stderr.WriteString("firewall tests: " + tool + " not found, some system tests will skip\n")
+		}
+	}
+	os.Exit(m.Run())
+}
