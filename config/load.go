@@ -149,19 +149,23 @@ type loader struct {
 	cfg       *Config
 	errs      ErrorList
 	syntaxErr bool
-	defined   map[string]bool // key paths set by some file (sources excluded)
-	builtin   map[string]bool // jails of the built-in library
-	userJail  map[string]pos  // where a non-built-in jail was first defined
-	srcFile   map[string]pos  // source name → where it was defined
+	defined   map[string]bool     // key paths set by some file (sources excluded)
+	failed    map[string]bool     // key paths whose value could not be decoded
+	ownIgnore map[string][]string // jail → its own ignoreip, before [defaults] is added
+	builtin   map[string]bool     // jails of the built-in library
+	userJail  map[string]pos      // where a non-built-in jail was first defined
+	srcFile   map[string]pos      // source name → where it was defined
 }
 
 func newLoader() *loader {
 	return &loader{
-		cfg:      &Config{Jails: map[string]*Jail{}, where: map[string]pos{}},
-		defined:  map[string]bool{},
-		builtin:  map[string]bool{},
-		userJail: map[string]pos{},
-		srcFile:  map[string]pos{},
+		cfg:       &Config{Jails: map[string]*Jail{}, where: map[string]pos{}},
+		defined:   map[string]bool{},
+		failed:    map[string]bool{},
+		ownIgnore: map[string][]string{},
+		builtin:   map[string]bool{},
+		userJail:  map[string]pos{},
+		srcFile:   map[string]pos{},
 	}
 }
 
@@ -295,6 +299,7 @@ func (l *loader) decodeStruct(p *parsed, display, at, mdPath []string, keys map[
 		v := reflect.New(ft)
 		if err := p.md.PrimitiveDecode(keys[k], v.Interface()); err != nil {
 			l.errorf(p.name, p.line(kp...), dk, "%s", decodeMsg(p.md, append(slices.Clone(mdPath), k), ft, err))
+			l.failed[joinKey(dk...)] = true
 			continue
 		}
 		dst.Field(i).Set(v.Elem())

@@ -75,19 +75,19 @@ type Jail struct {
 
 	// Conditions, all of which must hold (an empty one always holds). Regex
 	// lists match if any regex matches the field.
-	Status      []int             `toml:"status"`       // final status in this list
-	Method      []string          `toml:"method"`       // request method in this list
-	Path        []string          `toml:"path"`         // regexes on the path (no query)
-	PathPrefix  []string          `toml:"path_prefix"`  // literal prefixes of the path
-	PathSuffix  []string          `toml:"path_suffix"`  // literal suffixes of the path, e.g. ".php"
-	Query       []string          `toml:"query"`        // regexes on the query string
-	UserAgent   []string          `toml:"user_agent"`   // regexes on the user agent
-	AgentWords  []string          `toml:"agent_words"`  // literal substrings of the user agent, matched as a set (case-insensitive)
-	Message     []string          `toml:"message"`      // regexes on the error-log message
-	ErrorCode   []string          `toml:"error_code"`   // AHnnnnn codes in this list
-	Fields      map[string]string `toml:"fields"`       // other fields by name: field = regex
-	Regex       []string          `toml:"regex"`        // raw-line regexes with <HOST>, for odd formats
-	IgnoreRegex []string          `toml:"ignoreregex"`  // a line matching any of these (whole line) is not counted
+	Status      []int             `toml:"status"`      // final status in this list
+	Method      []string          `toml:"method"`      // request method in this list
+	Path        []string          `toml:"path"`        // regexes on the path (no query)
+	PathPrefix  []string          `toml:"path_prefix"` // literal prefixes of the path
+	PathSuffix  []string          `toml:"path_suffix"` // literal suffixes of the path, e.g. ".php"
+	Query       []string          `toml:"query"`       // regexes on the query string
+	UserAgent   []string          `toml:"user_agent"`  // regexes on the user agent
+	AgentWords  []string          `toml:"agent_words"` // literal substrings of the user agent, matched as a set (case-insensitive)
+	Message     []string          `toml:"message"`     // regexes on the error-log message
+	ErrorCode   []string          `toml:"error_code"`  // AHnnnnn codes in this list
+	Fields      map[string]string `toml:"fields"`      // other fields by name: field = regex
+	Regex       []string          `toml:"regex"`       // raw-line regexes with <HOST>, for odd formats
+	IgnoreRegex []string          `toml:"ignoreregex"` // a line matching any of these (whole line) is not counted
 
 	// Rate jails (mod_evasive-style): Threshold requests Per key within Window.
 	Per           string   `toml:"per"`            // "page" (client+vhost+path), "site" (client+vhost), "client"

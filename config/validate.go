@@ -97,6 +97,7 @@ func (l *loader) applyDefaults() {
 		inherit(&j.BanTime, "bantime")
 		inherit(&j.FindTime, "findtime")
 		inherit(&j.MaxRetry, "maxretry")
+		l.ownIgnore[name] = j.IgnoreIP
 		j.IgnoreIP = union(df.IgnoreIP, j.IgnoreIP)
 		setDefault(l, &j.Kind, "match", "jail", name, "kind")
 		if j.Kind == "rate" {
@@ -275,6 +276,19 @@ var errorCodeRE = regexp.MustCompile(`^AH[0-9]{5}$`)
 
 func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 	k := func(s ...string) []string { return append([]string{"jail", name}, s...) }
+	// set reports whether a file set the key to a value that decoded;
+	// missing reports whether no file tried to set it. A key that failed to
+	// decode is neither, so that it is reported only once.
+	set := func(key string) bool { return l.defined[joinKey(k(key)...)] }
+	missing := func(key string) bool {
+		return !l.defined[joinKey(k(key)...)] && !l.failed[joinKey(k(key)...)]
+	}
+	anyFailed := false
+	for key := range l.failed {
+		if strings.HasPrefix(key, joinKey(k()...)+"\x00") {
+			anyFailed = true
+		}
+	}
 	if !jailNameRE.MatchString(name) {
 		l.bad(k(), "jail names are letters, digits, '_', '.' and '-', starting with a letter or digit")
 	}
@@ -288,10 +302,10 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 			}
 		}
 	}
-	if l.defined[joinKey(k("bantime")...)] && j.BanTime <= 0 {
+	if set("bantime") && j.BanTime <= 0 {
 		l.bad(k("bantime"), "must be a positive duration, got %s", j.BanTime.D())
 	}
-	l.ignoreIPs(k("ignoreip"), j.IgnoreIP)
+	l.ignoreIPs(k("ignoreip"), l.ownIgnore[name])
 
 	// Conditions.
 	l.statuses(k("status"), j.Status)
@@ -343,24 +357,24 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 
 	switch j.Kind {
 	case "match":
-		if j.MaxRetry <= 0 && l.defined[joinKey(k("maxretry")...)] {
+		if j.MaxRetry <= 0 && set("maxretry") {
 			l.bad(k("maxretry"), "must be a positive number of failures, got %d", j.MaxRetry)
 		}
-		if j.FindTime <= 0 && l.defined[joinKey(k("findtime")...)] {
+		if j.FindTime <= 0 && set("findtime") {
 			l.bad(k("findtime"), "must be a positive duration, got %s", j.FindTime.D())
 		}
-		if !hasCondition(j) {
+		if !hasCondition(j) && !anyFailed {
 			l.bad(k(), "a match jail needs at least one condition (status, method, path, path_prefix, path_suffix, query, user_agent, agent_words, message, error_code, fields or regex)")
 		}
 	case "rate":
-		if !l.defined[joinKey(k("threshold")...)] {
+		if missing("threshold") {
 			l.bad(k(), "a rate jail needs a threshold")
-		} else if j.Threshold <= 0 {
+		} else if set("threshold") && j.Threshold <= 0 {
 			l.bad(k("threshold"), "must be a positive number of requests, got %d", j.Threshold)
 		}
-		if !l.defined[joinKey(k("window")...)] {
+		if missing("window") {
 			l.bad(k(), "a rate jail needs a window")
-		} else if j.Window <= 0 {
+		} else if set("window") && j.Window <= 0 {
 			l.bad(k("window"), "must be a positive duration, got %s", j.Window.D())
 		}
 		l.oneOf(k("per"), j.Per, pers)
