@@ -104,7 +104,7 @@ var families = []struct {
 	net    netip.Prefix // a prefix around the client, not the server
 }{
 	{"ipv4", "198.51.100.1:8080", netip.MustParseAddr("198.51.100.2"), netip.MustParsePrefix("198.51.100.2/31")},
-	{"ipv6", "[2001:db8::1]:8080", netip.MustParseAddr("2001:db8::2"), netip.MustParsePrefix("2001:db8::/127")},
+	{"ipv6", "[2001:db8::1]:8080", netip.MustParseAddr("2001:db8::2"), netip.MustParsePrefix("2001:db8::/120")},
 }
 
 // TestSystemBanDropsPackets proves, for both backends and both families, on
