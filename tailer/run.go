@@ -115,6 +115,9 @@ func (r *run) loop() error {
 			r.log.Debug("inotify error", "err", err)
 			scan = true
 		case <-tick.C:
+			// Without inotify nothing announces a new file: look for the
+			// files of sources that have none at every tick.
+			scan = r.watcher == nil && len(r.waiting) > 0
 		case <-rescan.C:
 			scan = true
 		case <-r.t.rescanReq:

@@ -96,7 +96,9 @@ type Stats struct {
 type Options struct {
 	Logger *slog.Logger
 	// Rescan is how often source globs are expanded again to find new files.
-	// Under inotify, creations in a watched directory trigger a rescan at once.
+	// Under inotify, creations in a watched directory trigger a rescan at
+	// once; when polling, sources without any file are looked for at every
+	// poll.
 	Rescan time.Duration
 	// Poll disables inotify: files are checked every PollInterval.
 	Poll         bool
