@@ -254,3 +254,16 @@ func keys(m map[string]bool) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// wantStats waits for the counters to reach want (a line is counted just
+// after it is received) and checks they are exactly want.
+func (h *harness) wantStats(want Stats) {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for h.tl.Stats() != want && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	if got := h.tl.Stats(); got != want {
+		h.t.Errorf("got stats %+v, want %+v", got, want)
+	}
+}

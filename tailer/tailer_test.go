@@ -188,9 +188,7 @@ func TestLongLinesSkipped(t *testing.T) {
 	if l := h.expect("short3")[0]; l.Offset != size+44+7 {
 		t.Errorf("got offset %d, want %d", l.Offset, size+44+7)
 	}
-	if s := h.tl.Stats(); s.LongLines != 2 || s.Lines != 4 {
-		t.Errorf("got %+v, want 2 long lines and 4 lines", s)
-	}
+	h.wantStats(Stats{Lines: 4, LongLines: 2})
 }
 
 // TestRenameRotation rotates as logrotate's "create" does, with lines
@@ -252,9 +250,7 @@ func TestRenameRotation(t *testing.T) {
 				w = nw
 			}
 			c.barrier(path)
-			if s := h.tl.Stats(); s.Rotations != rotations || s.Lines != uint64(id+2) {
-				t.Errorf("got %+v, want %d rotations and %d lines", s, rotations, id+2)
-			}
+			h.wantStats(Stats{Lines: uint64(id + 2), Rotations: rotations})
 		})
 	}
 }
@@ -302,9 +298,7 @@ func TestCopyTruncate(t *testing.T) {
 				c.collect(id)
 			}
 			c.barrier(path)
-			if s := h.tl.Stats(); s.Truncations != rotations || s.Rotations != 0 {
-				t.Errorf("got %+v, want %d truncations and no rotation", s, rotations)
-			}
+			h.wantStats(Stats{Lines: uint64(id + 2), Truncations: rotations})
 		})
 	}
 }
@@ -325,9 +319,7 @@ func TestTruncateRegrow(t *testing.T) {
 	appendTo(t, path, strings.Repeat("bb\n", 40)) // 120 bytes, no '\n' at 99
 	h.kick()
 	h.expect(slicesRepeat("bb", 40)...)
-	if s := h.tl.Stats(); s.Truncations != 1 {
-		t.Errorf("got %d truncations, want 1", s.Truncations)
-	}
+	h.wantStats(Stats{Lines: 50, Truncations: 1})
 }
 
 func slicesRepeat(s string, n int) []string {
