@@ -70,6 +70,11 @@ func (p *Parser) parseAccess(line []byte, ev *Event) (int, string) {
 				n = len(rest)
 			}
 			v = rest[:n]
+		case scanPath:
+			for n < len(rest) && rest[n] != '?' && rest[n] != ' ' {
+				n++
+			}
+			v = rest[:n]
 		case scanEnd:
 			n = len(rest)
 		}

@@ -15,40 +15,51 @@ const (
 	Error                  // an error-log line (Apache 2.2 or 2.4 ErrorLogFormat)
 )
 
+// String returns "access", "error" or "unknown".
+func (k Kind) String() string {
+	switch k {
+	case Access:
+		return "access"
+	case Error:
+		return "error"
+	}
+	return "unknown"
+}
+
 // Field names one parsed part of a line. Rules match on fields, never on whole
 // lines when a field will do.
 type Field uint8
 
 const (
-	FieldNone       Field = iota
-	FieldRemoteHost       // %h as written (an address, or a name with HostnameLookups)
-	FieldRemoteAddr       // %a (client address, mod_remoteip's useragent IP)
-	FieldPeerAddr         // %{c}a (the TCP peer, e.g. a proxy)
-	FieldIdent            // %l
-	FieldUser             // %u (client-controlled)
-	FieldTime             // %t or %{format}t, as written, without brackets
-	FieldRequest          // %r (client-controlled)
-	FieldStatus           // %>s (final status) or %s
-	FieldBytes            // %b / %B
-	FieldMethod           // %m, or from %r
-	FieldPath             // %U, or the path of %r without the query (client-controlled)
-	FieldQuery            // %q, or the query of %r without '?' (client-controlled)
-	FieldProtocol         // %H, or from %r
-	FieldVHost            // %v (canonical ServerName)
-	FieldServerName       // %V (UseCanonicalName-dependent server name; client-controlled Host)
-	FieldPort             // %p
-	FieldReferer          // %{Referer}i (client-controlled)
-	FieldUserAgent        // %{User-Agent}i (client-controlled)
-	FieldForwardedFor     // %{X-Forwarded-For}i (client-controlled unless from a trusted proxy)
-	FieldDuration         // %D (µs) or %T (s), as written
-	FieldConnStatus       // %X
-	FieldBytesIn          // %I
-	FieldBytesOut         // %O
-	FieldModule           // error log: module (2.4) e.g. "auth_basic"
-	FieldLevel            // error log: level e.g. "error"
-	FieldPid              // error log: pid
-	FieldErrorCode        // error log: AHnnnnn
-	FieldMessage          // error log: the message after [client …] and the AH code (partly client-controlled)
+	FieldNone         Field = iota
+	FieldRemoteHost         // %h as written (an address, or a name with HostnameLookups)
+	FieldRemoteAddr         // %a (client address, mod_remoteip's useragent IP)
+	FieldPeerAddr           // %{c}a (the TCP peer, e.g. a proxy)
+	FieldIdent              // %l
+	FieldUser               // %u (client-controlled)
+	FieldTime               // %t or %{format}t, as written, without brackets
+	FieldRequest            // %r (client-controlled)
+	FieldStatus             // %>s (final status) or %s
+	FieldBytes              // %b / %B, or %O when the format has neither (Debian's formats)
+	FieldMethod             // %m, or from %r
+	FieldPath               // %U, or the path of %r without the query (client-controlled)
+	FieldQuery              // %q, or the query of %r without '?' (client-controlled)
+	FieldProtocol           // %H, or from %r
+	FieldVHost              // %v (canonical ServerName)
+	FieldServerName         // %V (UseCanonicalName-dependent server name; client-controlled Host)
+	FieldPort               // %p
+	FieldReferer            // %{Referer}i (client-controlled)
+	FieldUserAgent          // %{User-Agent}i (client-controlled)
+	FieldForwardedFor       // %{X-Forwarded-For}i (client-controlled unless from a trusted proxy)
+	FieldDuration           // %D (µs) or %T (s), as written
+	FieldConnStatus         // %X
+	FieldBytesIn            // %I
+	FieldBytesOut           // %O
+	FieldModule             // error log: module (2.4) e.g. "auth_basic"
+	FieldLevel              // error log: level e.g. "error"
+	FieldPid                // error log: pid
+	FieldErrorCode          // error log: AHnnnnn
+	FieldMessage            // error log: the message after [client …] and the AH code (partly client-controlled)
 	NumFields
 )
 
@@ -102,12 +113,12 @@ type Event struct {
 	// Peer is %{c}a when logged: the TCP peer (a proxy when mod_remoteip is on).
 	Peer netip.Addr
 	// Time is the line's own time, in the offset written in the line; error-log
-	// lines, which carry none, are in local time.
+	// lines, which carry none, are in the parser's location (WithLocation).
 	Time   time.Time
 	Status int   // final status, 0 if not logged or "-"
 	Bytes  int64 // response size, 0 for "-"
 
-	Line    []byte          // the whole line, without the trailing newline
+	Line    []byte // the whole line, without the trailing newline
 	fields  [NumFields][]byte
 	Headers []Header // other logged headers, in format order
 }

@@ -36,6 +36,7 @@ const (
 	scanStrftime                 // as many bytes as the time format consumes
 	scanEnd                      // the rest of the line
 	scanSpace                    // up to a space (directive followed by a directive)
+	scanPath                     // %U directly followed by %q: up to '?' or a space
 )
 
 type item struct {
@@ -159,6 +160,8 @@ func (p *Parser) compileAccess(format string) error {
 			it.scan = scanQuoted
 		case it.kind == kStatus || it.kind == kBytes || it.kind == kBytesOut || it.kind == kNum:
 			it.scan = scanNumber
+		case it.field == FieldPath && k+1 < len(items) && items[k+1].kind == kQuery:
+			it.scan = scanPath
 		case next != nil:
 			it.scan = scanUntil
 		case k == len(items)-1:
@@ -305,7 +308,9 @@ func directive(name, arg string, hasArg bool, redirect byte) (item, error) {
 		return item{kind: kHeader, name: arg, resp: name == "o"}, nil
 	case "f", "k", "L", "R":
 		return noArg(item{kind: kText})
-	case "e", "n", "C", "x", "c", "^ti", "^to":
+	case "e":
+		return item{kind: kText}, nil
+	case "n", "C", "x", "c", "^ti", "^to":
 		if arg == "" {
 			return item{}, fmt.Errorf("needs a name in {}")
 		}
