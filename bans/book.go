@@ -75,6 +75,7 @@ type Book struct {
 	ignore []netip.Prefix
 	own    map[netip.Addr]bool
 	active map[netip.Prefix]*Ban
+	nets   int // active entries wider than one address
 	total  map[string]uint64 // bans made per jail
 }
 
@@ -155,6 +156,9 @@ func (b *Book) coveringLocked(addr netip.Addr, now time.Time) *Ban {
 	if ban, ok := b.active[netip.PrefixFrom(addr, addr.BitLen())]; ok && ban.Expiry.After(now) {
 		return ban
 	}
+	if b.nets == 0 {
+		return nil
+	}
 	for p, ban := range b.active {
 		if p.Bits() < addr.BitLen() && p.Contains(addr) && ban.Expiry.After(now) {
 			return ban
@@ -197,7 +201,7 @@ func (b *Book) Ban(ctx context.Context, r Request) (Ban, bool, error) {
 		return c, false, nil
 	}
 	ban := &Ban{Prefix: p, Jail: r.Jail, Start: now, Expiry: now.Add(r.For), Hits: r.Hits, Reason: r.Reason, Origin: r.Origin}
-	b.active[p] = ban
+	b.put(ban)
 	b.total[r.Jail]++
 	c := *ban
 	b.mu.Unlock()
@@ -205,12 +209,30 @@ func (b *Book) Ban(ctx context.Context, r Request) (Ban, bool, error) {
 	if err := b.backend.Ban(ctx, []firewall.Entry{{Prefix: p, TTL: r.For}}); err != nil {
 		b.mu.Lock()
 		if b.active[p] == ban {
-			delete(b.active, p)
+			b.drop(p)
 		}
 		b.mu.Unlock()
 		return Ban{}, false, err
 	}
 	return c, true, nil
+}
+
+func (b *Book) put(ban *Ban) {
+	if old, ok := b.active[ban.Prefix]; !ok || old == nil {
+		if !ban.Prefix.IsSingleIP() {
+			b.nets++
+		}
+	}
+	b.active[ban.Prefix] = ban
+}
+
+func (b *Book) drop(p netip.Prefix) {
+	if _, ok := b.active[p]; ok {
+		delete(b.active, p)
+		if !p.IsSingleIP() {
+			b.nets--
+		}
+	}
 }
 
 // Unban lifts the ban on p. Unbanning what is not banned is not an error; it
@@ -219,7 +241,7 @@ func (b *Book) Unban(ctx context.Context, p netip.Prefix) (bool, error) {
 	p = p.Masked()
 	b.mu.Lock()
 	_, ok := b.active[p]
-	delete(b.active, p)
+	b.drop(p)
 	b.mu.Unlock()
 	if err := b.backend.Unban(ctx, []netip.Prefix{p}); err != nil {
 		return ok, err
@@ -237,7 +259,7 @@ func (b *Book) Expire() []Ban {
 	for p, ban := range b.active {
 		if !ban.Expiry.After(now) {
 			out = append(out, *ban)
-			delete(b.active, p)
+			b.drop(p)
 		}
 	}
 	sortBans(out)

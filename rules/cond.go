@@ -104,7 +104,7 @@ func requiredLiteral(expr string) []byte {
 // Words are indexed by their first two lower-cased bytes so a field is
 // scanned once, with a table lookup per position, whatever the set's size.
 type wordSet struct {
-	first [256]bool
+	pairs [1 << 16 / 64]uint64 // bitset of the words' first two bytes
 	byTwo map[[2]byte][][]byte // lower-cased words by their first two bytes
 	short [][]byte             // words of one byte
 }
@@ -119,7 +119,7 @@ func newWordSet(words []string) *wordSet {
 		case 1:
 			w.short = append(w.short, b)
 		default:
-			w.first[b[0]] = true
+			w.pairs[pairIndex(b[0], b[1])/64] |= 1 << (pairIndex(b[0], b[1]) % 64)
 			k := [2]byte{b[0], b[1]}
 			w.byTwo[k] = append(w.byTwo[k], b)
 		}
@@ -143,11 +143,11 @@ func (w *wordSet) match(b []byte) bool {
 		}
 	}
 	for i := 0; i+1 < len(b); i++ {
-		c := lower(b[i])
-		if !w.first[c] {
+		c, d := lower(b[i]), lower(b[i+1])
+		if k := pairIndex(c, d); w.pairs[k/64]&(1<<(k%64)) == 0 {
 			continue
 		}
-		for _, word := range w.byTwo[[2]byte{c, lower(b[i+1])}] {
+		for _, word := range w.byTwo[[2]byte{c, d}] {
 			if hasFoldPrefix(b[i:], word) {
 				return true
 			}
@@ -155,6 +155,8 @@ func (w *wordSet) match(b []byte) bool {
 	}
 	return false
 }
+
+func pairIndex(a, b byte) uint { return uint(a)<<8 | uint(b) }
 
 // hasFoldPrefix reports whether b starts with the lower-case word, ignoring
 // ASCII case.
