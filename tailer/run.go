@@ -192,10 +192,6 @@ func (r *run) primary(source, path string) *follower {
 	return nil
 }
 
-func (r *run) following(k fileKey) bool {
-	return slices.ContainsFunc(r.t.followers, func(f *follower) bool { return f.key() == k })
-}
-
 // open starts following path for source unless it is followed already. It
 // returns the new follower, if any, and whether the file at path is being
 // followed. Every file key it sees is added to seen.
@@ -219,8 +215,13 @@ func (r *run) open(source, path string, initial bool, seen map[fileKey]bool) (*f
 	f := &follower{source: source, path: path, id: fileIDOf(fi), f: fd, lastGrowth: time.Now()}
 	k := f.key()
 	seen[k] = true
-	if r.following(k) { // a rotated file renamed to a name the glob matches
+	if i := slices.IndexFunc(r.t.followers, func(g *follower) bool { return g.key() == k }); i >= 0 {
+		// A rotated file renamed to a name the glob matches, or back to its
+		// own name: keep reading it where it is.
 		fd.Close()
+		if g := r.t.followers[i]; g.path == path {
+			g.rotated.Store(false)
+		}
 		return nil, true
 	}
 	size := fi.Size()
