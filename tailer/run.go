@@ -256,6 +256,10 @@ func (r *run) start(f *follower, size int64, initial bool) string {
 	case ok && (p.Offset > size || p.Offset < 0):
 		f.setOffset(0)
 		return "start, file shorter than saved position"
+	case ok && p.Offset > 0 && byteAt(f.f, p.Offset-1) != '\n':
+		// Positions are taken at line starts: the inode was reused.
+		f.setOffset(0)
+		return "start, saved position is not at a line start"
 	case ok:
 		f.setOffset(p.Offset)
 		return "saved position"

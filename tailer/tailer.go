@@ -104,10 +104,11 @@ type Options struct {
 	Poll         bool
 	PollInterval time.Duration
 	// Start, if set, gives a saved position for a file seen for the first
-	// time. If Dev and Inode match the file, reading starts at Offset (at 0
-	// if Offset is past the end: the file was truncated); otherwise the file
-	// is a new one and is read from its beginning. Without a position, files
-	// present at start are read from their end.
+	// time. If Dev and Inode match the file, reading starts at Offset; it
+	// starts at 0 if Offset is past the end (the file was truncated) or not
+	// just after a newline (the inode was reused), and if Dev and Inode do
+	// not match (a new file). Without a position, files present when Run
+	// starts are read from their end and later ones from their beginning.
 	Start func(path string) (Position, bool)
 	// MaxLineLen is the longest line delivered; longer lines are skipped and
 	// counted in Stats.LongLines.

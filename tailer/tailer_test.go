@@ -399,6 +399,7 @@ func TestStartPosition(t *testing.T) {
 		{"same file at end", &Position{Dev: id.dev, Inode: id.ino, Offset: 14}, []string{"new"}},
 		{"other file", &Position{Dev: id.dev, Inode: id.ino + 1, Offset: 4}, []string{"one", "two", "three", "new"}},
 		{"truncated", &Position{Dev: id.dev, Inode: id.ino, Offset: 1000}, []string{"one", "two", "three", "new"}},
+		{"not a line start", &Position{Dev: id.dev, Inode: id.ino, Offset: 5}, []string{"one", "two", "three", "new"}},
 		{"no position", nil, []string{"new"}},
 	}
 	for _, tt := range tests {
