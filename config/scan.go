@@ -265,7 +265,8 @@ func (s *scanner) value(path []string) bool {
 			}
 			el := append(append([]string(nil), path...), strconv.Itoa(n))
 			s.record(el, s.line)
-			if !s.value(el) {
+			start := s.i
+			if !s.value(el) || s.i == start {
 				return false
 			}
 			s.skipSpace(true)
@@ -304,9 +305,10 @@ func (s *scanner) value(path []string) bool {
 		}
 	default:
 		// A number, boolean or date: runs to a delimiter.
+		start := s.i
 		for s.i < len(s.src) && !strings.ContainsRune(",]}#\n", rune(s.src[s.i])) {
 			s.i++
 		}
-		return true
+		return s.i > start
 	}
 }
