@@ -1,5 +1,11 @@
 // Package apachelog turns Apache access and error log lines into Events, using
 // Apache's own LogFormat language, without allocating per field.
+//
+// Compile a Parser once per log (a LogFormat string or a built-in name:
+// common, combined, vhost_combined, error, auto) and call Parse with one
+// reused Event per line. Client is taken only from where Apache writes the
+// client (%a, %h, an error line's [client …] token), never from text a
+// client controls.
 package apachelog
 
 import (
