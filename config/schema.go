@@ -17,7 +17,8 @@ type Config struct {
 	Jails    map[string]*Jail `toml:"jail"`
 
 	// Files lists the files merged, in order ("<builtin>" and "<default>" for
-	// the embedded ones).
+	// the embedded ones; "<default>" is listed with a main file too, as the
+	// source of the default [[source]] list until that file names its own).
 	Files []string `toml:"-"`
 
 	where map[string]pos // key path (joinKey) → where it was last set; see Where
