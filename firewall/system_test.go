@@ -320,3 +320,112 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// TestSystemNftablesNestedPrefixes checks that interval sets, which cannot
+// hold overlapping intervals, take nested prefixes: a wider prefix replaces
+// the narrower ones it covers, a narrower one inside a banned one is skipped.
+func TestSystemNftablesNestedPrefixes(t *testing.T) {
+	requireBackend(t, "nftables")
+	pair := netnstest.NewPair(t)
+	pair.Server.Listen("[::]:8080")
+	b := newInNS(t, "nftables", pair.Server, Options{})
+	ctx := context.Background()
+	p := netip.MustParsePrefix
+	steps := [][]Entry{
+		{{p("198.51.100.0/30"), time.Hour}, {p("2001:db8::/126"), time.Hour}},
+		{{p("198.51.100.0/24"), time.Hour}, {p("198.51.100.0/28"), time.Hour}, {p("2001:db8::/64"), time.Hour}},
+		{{p("198.51.100.2/31"), time.Hour}, {p("2001:db8::2/127"), time.Hour}},
+	}
+	for i, s := range steps {
+		if err := b.Ban(ctx, s); err != nil {
+			t.Fatalf("step %d: Ban: %v", i, err)
+		}
+	}
+	var got []string
+	for q := range listed(t, b) {
+		got = append(got, q.String())
+	}
+	slices.Sort(got)
+	if want := []string{"198.51.100.0/24", "2001:db8::/64"}; !slices.Equal(got, want) {
+		t.Errorf("banned %v, want %v", got, want)
+	}
+	mustNotConnect(t, pair.Client, "198.51.100.1:8080")
+	mustNotConnect(t, pair.Client, "[2001:db8::1]:8080")
+	if err := b.Unban(ctx, []netip.Prefix{p("198.51.100.0/24"), p("2001:db8::/64")}); err != nil {
+		t.Fatalf("Unban: %v", err)
+	}
+	mustConnect(t, pair.Client, "198.51.100.1:8080")
+	mustConnect(t, pair.Client, "[2001:db8::1]:8080")
+}
+
+// TestSystemIPTablesWithoutIPSet drives the fallback of one rule per ban,
+// where band expires bans itself by the clock it is given.
+func TestSystemIPTablesWithoutIPSet(t *testing.T) {
+	requireBackend(t, "iptables")
+	pair := netnstest.NewPair(t)
+	pair.Server.Listen("[::]:8080")
+	now := time.Now()
+	o, err := Options{NetNS: pair.Server.Path(), Now: func() time.Time { return now }}.withDefaults("iptables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newIPTables(testLogger(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.noIPSet = true
+	t.Cleanup(func() { b.Close() })
+	ctx := context.Background()
+	if err := b.Setup(ctx); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	for _, f := range families {
+		t.Run(f.name, func(t *testing.T) {
+			host := netip.PrefixFrom(f.client, f.client.BitLen())
+			mustConnect(t, pair.Client, f.server)
+			if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Hour}, {Prefix: f.net, TTL: time.Hour}}); err != nil {
+				t.Fatalf("Ban: %v", err)
+			}
+			mustNotConnect(t, pair.Client, f.server)
+			if err := b.Unban(ctx, []netip.Prefix{host, f.net, host}); err != nil {
+				t.Fatalf("Unban: %v", err)
+			}
+			mustConnect(t, pair.Client, f.server)
+
+			if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Minute}}); err != nil {
+				t.Fatalf("Ban: %v", err)
+			}
+			mustNotConnect(t, pair.Client, f.server)
+			if ttl := listed(t, b)[host]; ttl != time.Minute {
+				t.Errorf("List: ttl %v, want 1m", ttl)
+			}
+			if err := b.expire(now.Add(59 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			mustNotConnect(t, pair.Client, f.server)
+			if err := b.expire(now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			mustConnect(t, pair.Client, f.server)
+			if _, ok := listed(t, b)[host]; ok {
+				t.Errorf("List still shows %s after expiry", host)
+			}
+		})
+	}
+	// A restarted band finds the rules and reports them without expiry.
+	if err := b.Ban(ctx, []Entry{{Prefix: netip.MustParsePrefix("203.0.113.9/32"), TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := newIPTables(testLogger(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.noIPSet = true
+	t.Cleanup(func() { b2.Close() })
+	if err := b2.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, ok := listed(t, b2)[netip.MustParsePrefix("203.0.113.9/32")]; !ok || ttl != 0 {
+		t.Errorf("after restart: listed %v ttl %v, want listed with ttl 0 (unknown)", ok, ttl)
+	}
+}
