@@ -37,14 +37,13 @@ var (
 	formats    = []string{"common", "combined", "vhost_combined", "error", "auto"}
 )
 
-// HostTag is the placeholder a raw-line regex uses for the client address.
-const HostTag = "<HOST>"
+// hostTag is the placeholder a raw-line regex uses for the client address.
+// The rules package compiles it (with a stricter pattern); this is only the
+// check that the regex is well formed.
+const hostTag = "<HOST>"
 
-// HostPattern is what HostTag stands for when a raw-line regex is compiled.
-const HostPattern = `(?P<host>\S+)`
-
-// ExpandHost replaces the single <HOST> of a raw-line regex by HostPattern.
-func ExpandHost(re string) string { return strings.Replace(re, HostTag, HostPattern, 1) }
+// hostPattern is what hostTag stands for in that check.
+const hostPattern = `(?P<host>\S+)`
 
 // setDefault stores v in *dst unless a file set the key.
 func setDefault[T any](l *loader, dst *T, v T, key ...string) {
@@ -344,13 +343,13 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 	}
 	for i, re := range j.Regex {
 		key := k("regex", itoa(i))
-		switch n := strings.Count(re, HostTag); n {
+		switch n := strings.Count(re, hostTag); n {
 		case 1:
-			if _, err := regexp.Compile(ExpandHost(re)); err != nil {
+			if _, err := regexp.Compile(strings.Replace(re, hostTag, hostPattern, 1)); err != nil {
 				l.bad(key, "regex %q does not compile: %v", re, err)
 			}
 		default:
-			l.bad(key, "a raw-line regex needs %s exactly once, found %d in %q", HostTag, n, re)
+			l.bad(key, "a raw-line regex needs %s exactly once, found %d in %q", hostTag, n, re)
 		}
 	}
 	l.regexes(k("ignoreregex"), j.IgnoreRegex)
@@ -419,8 +418,8 @@ func (l *loader) regexes(key []string, list []string) {
 // regex checks a field regex: it compiles and has no <HOST>, which only
 // raw-line regexes may use.
 func (l *loader) regex(key []string, re string) {
-	if strings.Contains(re, HostTag) {
-		l.bad(key, "%s is only allowed in raw-line regex entries; this regex runs on one field: %q", HostTag, re)
+	if strings.Contains(re, hostTag) {
+		l.bad(key, "%s is only allowed in raw-line regex entries; this regex runs on one field: %q", hostTag, re)
 		return
 	}
 	if _, err := regexp.Compile(re); err != nil {
