@@ -1,5 +1,6 @@
 // Package firewall drops banned addresses in the kernel: nftables sets,
-// iptables with ipset, or a dry run that only logs.
+// iptables with ipset, or a dry run that only logs. The kernel expires each
+// ban by itself (set element timeouts), so bans lapse even if band is dead.
 package firewall
 
 import (
@@ -9,7 +10,8 @@ import (
 )
 
 // Entry is one banned address or prefix with the time left before the kernel
-// expires it. A single address is a full-length prefix (/32 or /128).
+// expires it (0: no timeout, banned until unbanned). A single address is a
+// full-length prefix (/32 or /128); IPv4-mapped IPv6 addresses are unmapped.
 type Entry struct {
 	Prefix netip.Prefix
 	TTL    time.Duration

@@ -429,3 +429,18 @@ func TestSystemIPTablesWithoutIPSet(t *testing.T) {
 		t.Errorf("after restart: listed %v ttl %v, want listed with ttl 0 (unknown)", ok, ttl)
 	}
 }
+
+// TestSystemAutoPicksNftables checks that auto probes the namespace's kernel
+// over netlink and chooses nftables when it answers.
+func TestSystemAutoPicksNftables(t *testing.T) {
+	requireBackend(t, "nftables")
+	ns := netnstest.New(t)
+	b, err := New(testLogger(t), Options{NetNS: ns.Path()})
+	if err != nil {
+		t.Fatalf("New(auto): %v", err)
+	}
+	defer b.Close()
+	if b.Name() != "nftables" {
+		t.Errorf("auto chose %s, want nftables", b.Name())
+	}
+}
