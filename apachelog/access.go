@@ -33,35 +33,35 @@ func (p *Parser) parseAccess(line []byte, ev *Event) (int, string) {
 		case scanQuoted:
 			n = quotedEnd(rest)
 			if n < 0 {
-				return i, "unterminated quoted field"
+				return i, it.dir + ": unterminated quoted field"
 			}
 			v = rest[:n]
 		case scanBracket:
 			if len(rest) == 0 || rest[0] != '[' {
-				return i, "expected '[' before time"
+				return i, it.dir + ": expected '[' before time"
 			}
 			e := bytes.IndexByte(rest, ']')
 			if e < 0 {
-				return i, "unterminated time"
+				return i, it.dir + ": unterminated time"
 			}
 			v, n = rest[1:e], e+1
 		case scanNumber:
 			n = numberEnd(rest)
 			if n == 0 {
-				return i, "expected a number or '-'"
+				return i, it.dir + ": expected a number or '-'"
 			}
 			v = rest[:n]
 		case scanStrftime:
 			var ok bool
 			n, ok = it.tf.scan(rest, &st.tp)
 			if !ok {
-				return i + n, "time does not fit %{" + it.tf.src + "}t"
+				return i + n, it.dir + ": time does not fit the format"
 			}
 			v = rest[:n]
 		case scanUntil:
 			n = bytes.Index(rest, it.lit)
 			if n < 0 {
-				return i, "expected " + litName(it.lit)
+				return i, it.dir + ": not followed by " + litName(it.lit)
 			}
 			v = rest[:n]
 		case scanSpace:
@@ -79,7 +79,7 @@ func (p *Parser) parseAccess(line []byte, ev *Event) (int, string) {
 			n = len(rest)
 		}
 		if msg := p.apply(it, v, ev, &st); msg != "" {
-			return i, msg
+			return i, it.dir + ": " + msg
 		}
 		if it.kind == kTime || it.kind == kStrftime {
 			if st.timeStart < 0 {
@@ -93,7 +93,7 @@ func (p *Parser) parseAccess(line []byte, ev *Event) (int, string) {
 		i += n
 	}
 	if i != len(line) {
-		return i, "unexpected text after the last field"
+		return i, "unexpected text after the last directive"
 	}
 	if st.tp.set {
 		t, ok := st.tp.time(p.loc, p.zones)

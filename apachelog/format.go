@@ -48,7 +48,8 @@ type item struct {
 	resp  bool   // response header
 	prio  int8   // status priority: %>s beats %s
 	tf    *strftime
-	pos   int // offset of the directive in the format, for messages
+	pos   int    // offset of the directive in the format
+	dir   string // the directive as written, for messages
 }
 
 func (p *Parser) compileAccess(format string) error {
@@ -131,7 +132,7 @@ func (p *Parser) compileAccess(format string) error {
 		if err != nil {
 			return fmt.Errorf("compiling log format: directive %q at position %d: %w", format[start:i], start, err)
 		}
-		it.pos = start
+		it.pos, it.dir = start, format[start:i]
 		flush()
 		items = append(items, it)
 	}
