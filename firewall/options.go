@@ -139,7 +139,8 @@ func New(log *slog.Logger, opts Options) (Backend, error) {
 // kernelErr wraps err with what was being done, and adds a hint when the
 // kernel refused for lack of privilege.
 func kernelErr(doing string, err error) error {
-	if errors.Is(err, os.ErrPermission) {
+	if msg := err.Error(); errors.Is(err, os.ErrPermission) ||
+		strings.Contains(msg, "ermission denied") || strings.Contains(msg, "not permitted") {
 		return fmt.Errorf("%s: %w (run band as root or with CAP_NET_ADMIN)", doing, err)
 	}
 	return fmt.Errorf("%s: %w", doing, err)
