@@ -35,6 +35,7 @@ type run struct {
 	waiting map[string]bool   // sources logged as waiting for a file
 	retired map[fileKey]int64 // rotated files closed after their grace, still matched by a glob
 	saved   map[string]Position
+	gone    bool // a followed path disappeared since the last scan
 }
 
 func newRun(t *Tailer, ctx context.Context, out chan<- Line) *run {
@@ -117,7 +118,7 @@ func (r *run) loop() error {
 		case <-tick.C:
 			// Without inotify nothing announces a new file: look for the
 			// files of sources that have none at every tick.
-			scan = r.watcher == nil && len(r.waiting) > 0
+			scan = r.watcher == nil && (len(r.waiting) > 0 || r.gone)
 		case <-rescan.C:
 			scan = true
 		case <-r.t.rescanReq:
@@ -158,6 +159,7 @@ func (r *run) close() {
 
 // scan expands every source's glob and starts following new files.
 func (r *run) scan(initial bool) {
+	r.gone = false
 	seen := make(map[fileKey]bool)
 	for _, s := range r.t.sources {
 		matches, _ := filepath.Glob(s.Path) // the pattern was checked by Run
@@ -338,7 +340,8 @@ func (r *run) checkPath(f *follower, now time.Time) error {
 	r.log.Info("log file rotated", "source", f.source, "path", f.path,
 		"inode", f.id.ino, "offset", f.offset.Load(), "size", f.size.Load())
 	if err != nil {
-		return nil // removed; a later scan picks up a new file
+		r.gone = true // a later scan picks up a new file
+		return nil
 	}
 	if nf, _ := r.open(f.source, f.path, false, make(map[fileKey]bool)); nf != nil {
 		return r.read(nf, now)
@@ -349,11 +352,13 @@ func (r *run) checkPath(f *follower, now time.Time) error {
 // retire closes a rotated file whose grace has passed. Its position is kept
 // while a glob still matches it, so it is not read again from the start.
 func (r *run) retire(f *follower) {
+	if fi, err := f.f.Stat(); err == nil && links(fi) > 0 {
+		r.retired[f.key()] = f.offset.Load()
+	} // else removed: its inode may be reused by a new file
 	f.f.Close()
 	r.t.mu.Lock()
 	r.t.followers = slices.DeleteFunc(r.t.followers, func(g *follower) bool { return g == f })
 	r.t.mu.Unlock()
-	r.retired[f.key()] = f.offset.Load()
 	r.log.Debug("closed rotated log file", "source", f.source, "path", f.path,
 		"inode", f.id.ino, "offset", f.offset.Load())
 }

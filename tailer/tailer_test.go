@@ -540,3 +540,30 @@ func TestNoGoroutinesAfterCancel(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestRemovedAndRecreated(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "access.log")
+			appendTo(t, path, "")
+			h := start(t, m, []Source{{"web", path}}, Options{RotatedGrace: time.Nanosecond})
+			h.waitFollowing(path)
+			appendTo(t, path, "one\n")
+			h.kick()
+			h.expect("one")
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			h.kick()
+			h.eventually("file dropped", func() bool {
+				h.tl.Rescan()
+				return len(h.tl.Positions()) == 0
+			})
+			appendTo(t, path, "two\n")
+			h.kick()
+			if l := h.expect("two")[0]; l.Offset != 4 {
+				t.Errorf("got offset %d, want 4", l.Offset)
+			}
+		})
+	}
+}
