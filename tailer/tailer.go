@@ -18,18 +18,32 @@
 //     byte before the read offset is no longer the newline that ended the last
 //     line read, was truncated; the tailer restarts it at offset 0.
 //
-// Residual races, inherent to the rotation methods: with copytruncate, lines
-// appended after the tailer's last read and before the truncation are lost
-// (logrotate loses the same lines from its copy); and if the truncated file
-// regrows past the old offset before the tailer looks, and by chance has a
-// newline just before that offset, the truncation goes unnoticed and the
-// lines before the offset are missed.
+// Residual races and limits:
+//
+//   - copytruncate: lines appended after the tailer's last read and before
+//     the truncation are lost (logrotate's own window: its copy misses lines
+//     written after the copy too). Under inotify that window is the time
+//     between a write and its read.
+//   - copytruncate: if the file regrows past the old offset before the
+//     tailer looks and by chance has a newline just before that offset, the
+//     truncation goes unnoticed and the new lines before the offset are lost.
+//   - Two rotations between two looks at a path (within one poll interval)
+//     skip the middle file unless the glob also matches rotated names.
+//   - A rotated file is closed RotatedGrace after it last grew: later
+//     writes to it, and an incomplete last line, are not delivered.
+//   - Only files under their own path keep their position across a restart
+//     (Positions, Options.Start): lines written to a file after the last
+//     checkpoint and before it was rotated while band was down are lost.
+//   - A saved position is trusted when device, inode, size and the newline
+//     before the offset agree; a new file reusing a deleted file's inode
+//     could pass that check.
 //
 // The reading core is the tailer's own rather than github.com/nxadm/tail:
-// v1.4.11 reopens a renamed file without draining the old descriptor (lines
-// written between its last read and the rename are lost), detects truncation
-// only when the size falls below its last stat, delivers or accumulates
-// unbounded lines, and exits the process (util.Fatal) on some stat errors.
+// v1.4.11 reopens a renamed file without draining the old descriptor, so
+// lines written to it between its last read and the rename are lost (see
+// TestNxadmTailRenameProbe); it detects truncation only when the size falls
+// below its last stat, accumulates a line of any length in memory, and exits
+// the process (util.Fatal) on some stat errors.
 // Change notifications use fsnotify (inotify), as nxadm/tail does, with
 // polling as an option and a slow safety tick in both modes.
 package tailer
