@@ -78,9 +78,9 @@ func (p *Parser) parseError(line []byte, ev *Event) (int, string) {
 	}
 
 	if is24 {
-		// debug builds: "mod_x.c(123): "
+		// debug levels: "mod_x.c(123): "
 		if sp := bytes.IndexByte(line[i:], ' '); sp > 3 && bytes.HasSuffix(line[i:i+sp], []byte("):")) &&
-			bytes.IndexByte(line[i:i+sp], '(') > 0 {
+			bytes.Contains(line[i:i+sp], []byte(".c(")) {
 			i += sp + 1
 		}
 		// "(13)Permission denied: " before [client …]
@@ -90,11 +90,10 @@ func (p *Parser) parseError(line []byte, ev *Event) (int, string) {
 		}
 	}
 
-	for range 2 {
-		client := bytes.HasPrefix(line[i:], []byte("[client "))
-		if !client && !bytes.HasPrefix(line[i:], []byte("[remote ")) {
-			break
-		}
+	// One [client …] or [remote …] token; a second one (ModSecurity repeats
+	// [client …]) is message text and never replaces the first.
+	if client := bytes.HasPrefix(line[i:], []byte("[client ")); client ||
+		bytes.HasPrefix(line[i:], []byte("[remote ")) {
 		j := i + 8
 		e := addrTokenEnd(line[j:])
 		if e < 0 {

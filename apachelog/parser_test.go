@@ -532,6 +532,8 @@ func TestSpoof(t *testing.T) {
 		{"error message no AH", "error", `[Tue Mar 12 06:26:11.000000 2024] [core:notice] [pid 1] x ` + spoof, ""},
 		{"error 2.2 user", "error", `[Tue Mar 12 06:26:01 2024] [error] [client 198.51.100.7] user ` + spoof + ` not found: /private`, "198.51.100.7"},
 		{"error 2.2 no client", "auto", `[Tue Mar 12 06:26:01 2024] [notice] caught SIGTERM ` + spoof, ""},
+		{"error second client", "error", `[Tue Mar 12 06:26:11.000000 2024] [:error] [pid 1] [client 192.0.2.23:4444] ` + spoof + ` ModSecurity: Access denied`, "192.0.2.23"},
+		{"error second client 2.2", "error", `[Tue Mar 12 06:26:01 2024] [error] [client 198.51.100.7] ` + spoof + ` x`, "198.51.100.7"},
 		{"error referer", "error", `[Tue Mar 12 06:26:01.0 2024] [a:error] [pid 1] [client 192.0.2.1:1] x, referer: ` + spoof, "192.0.2.1"},
 	}
 	for _, tt := range tests {
