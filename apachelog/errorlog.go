@@ -7,6 +7,8 @@ import "bytes"
 //	2.4: [Wed Oct 11 14:32:52.123456 2000] [core:error] [pid 1234:tid 5678] [client 192.0.2.1:5432] AH00128: File does not exist: /x
 //	2.2: [Wed Oct 11 14:32:52 2000] [error] [client 192.0.2.1] File does not exist: /x
 //
+// The stamp may also be ErrorLogFormat's %{cu}t: [2000-10-11 14:32:52.123456].
+//
 // The client address is read only from the [client …] token in its place
 // after the pid (and an optional "(errno)text: " and debug "file.c(n): "),
 // never from the message, which clients partly control.
@@ -20,7 +22,7 @@ func (p *Parser) parseError(line []byte, ev *Event) (int, string) {
 		return 0, "unterminated error-log time"
 	}
 	var tp tparts
-	if !parseCtime(line[1:end], &tp) {
+	if !parseCtime(line[1:end], &tp) && !parseISOStamp(line[1:end], &tp) {
 		return 1, "bad error-log time, want Wed Oct 11 14:32:52.123456 2000"
 	}
 	t, ok := tp.time(p.loc, p.zones)

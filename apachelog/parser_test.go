@@ -417,6 +417,8 @@ func TestErrorLog(t *testing.T) {
 			want{client: "192.0.2.22", fields: map[Field]string{
 				FieldTime: "Tue Mar 12 06:26:10.000000 2024", FieldLevel: "error", FieldPid: "1",
 				FieldRemoteAddr: "192.0.2.22", FieldMessage: "PHP Warning: x"}}},
+		{"2.4 ISO stamp", `[2024-03-12 06:25:14.123456] [core:error] [pid 1234:tid 140234] [client 192.0.2.10:54321] AH00128: x`,
+			want{client: "192.0.2.10", time: "2024-03-12T06:25:14.123456Z"}},
 		{"2.2 user not found", `[Tue Mar 12 06:26:01 2024] [error] [client 198.51.100.7] user admin not found: /private`,
 			want{client: "198.51.100.7", time: "2024-03-12T06:26:01Z", fields: map[Field]string{
 				FieldTime: "Tue Mar 12 06:26:01 2024", FieldLevel: "error", FieldRemoteAddr: "198.51.100.7",

@@ -477,3 +477,37 @@ func scanZone(b []byte, tp *tparts) (int, bool) {
 	}
 	return n + 2, true
 }
+
+// parseISOStamp reads the compact ISO stamp of ErrorLogFormat's %{cu}t or
+// %{c}t: "2024-03-12 06:25:14.123456" (fraction optional).
+func parseISOStamp(b []byte, tp *tparts) bool {
+	if len(b) < 19 || b[4] != '-' || b[7] != '-' || b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+		return false
+	}
+	y, n := readDigits(b, 4)
+	mon, ok1 := digits2(b[5:])
+	day, ok2 := digits2(b[8:])
+	h, ok3 := digits2(b[11:])
+	m, ok4 := digits2(b[14:])
+	s, ok5 := digits2(b[17:])
+	if n != 4 || !(ok1 && ok2 && ok3 && ok4 && ok5) || mon == 0 || mon > 12 || day == 0 || day > 31 ||
+		h > 23 || m > 59 || s > 60 {
+		return false
+	}
+	nsec := 0
+	if len(b) > 19 {
+		if b[19] != '.' {
+			return false
+		}
+		f, k := readDigits(b[20:], 9)
+		if k == 0 || 20+k != len(b) {
+			return false
+		}
+		for ; k < 9; k++ {
+			f *= 10
+		}
+		nsec = f
+	}
+	*tp = tparts{set: true, year: y, mon: mon, day: day, hour: h, min: m, sec: s, nsec: nsec}
+	return true
+}
