@@ -235,6 +235,24 @@ func (b *Book) drop(p netip.Prefix) {
 	}
 }
 
+// Adopt puts bans the kernel already holds into the book, without calling
+// the backend, so a restart keeps them (and their remaining time) instead
+// of leaving a gap. Entries already in the book are kept as they are.
+func (b *Book) Adopt(entries []firewall.Entry, jail string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	n := 0
+	for _, e := range entries {
+		if _, ok := b.active[e.Prefix]; ok || e.TTL <= 0 {
+			continue
+		}
+		b.put(&Ban{Prefix: e.Prefix, Jail: jail, Start: now, Expiry: now.Add(e.TTL), Origin: OriginJail, Reason: "found in the kernel at start"})
+		n++
+	}
+	return n
+}
+
 // Unban lifts the ban on p. Unbanning what is not banned is not an error; it
 // reports whether a ban was lifted.
 func (b *Book) Unban(ctx context.Context, p netip.Prefix) (bool, error) {

@@ -58,6 +58,7 @@ type SourceStats struct {
 	Format      string
 	Lines       uint64
 	ParseErrors uint64
+	Newest      time.Time // newest line time read (zero before any)
 }
 
 // JailStats counts one jail's work.
@@ -76,6 +77,7 @@ type source struct {
 	jails  []*jailState
 	lines  atomic.Uint64
 	errors atomic.Uint64
+	newest atomic.Int64 // unix nanos
 }
 
 type jailState struct {
@@ -151,6 +153,7 @@ func (p *Pipeline) Reload(cfg *config.Config) error {
 		if old := p.sources[sc.Name]; old != nil {
 			s.lines.Store(old.lines.Load())
 			s.errors.Store(old.errors.Load())
+			s.newest.Store(old.newest.Load())
 		}
 		for _, j := range compiled {
 			if j.Reads(sc.Name) {
@@ -185,6 +188,9 @@ func (p *Pipeline) Line(ctx context.Context, sourceName, file string, lineNo int
 	}
 	if t := ev.Time.UnixNano(); t > p.newest.Load() {
 		p.newest.Store(t)
+	}
+	if t := ev.Time.UnixNano(); t > s.newest.Load() {
+		s.newest.Store(t)
 	}
 	for _, js := range s.jails {
 		key, ok := js.jail.Match(ev)
@@ -258,7 +264,11 @@ func (p *Pipeline) Sources() []SourceStats {
 	defer p.mu.Unlock()
 	out := make([]SourceStats, 0, len(p.sources))
 	for _, s := range p.sources {
-		out = append(out, SourceStats{Name: s.name, Format: s.format, Lines: s.lines.Load(), ParseErrors: s.errors.Load()})
+		st := SourceStats{Name: s.name, Format: s.format, Lines: s.lines.Load(), ParseErrors: s.errors.Load()}
+		if n := s.newest.Load(); n != 0 {
+			st.Newest = time.Unix(0, n)
+		}
+		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -21,6 +21,16 @@ var (
 	buildErr  error
 )
 
+// Main runs a package's tests and removes the binaries Build made; call it
+// from TestMain.
+func Main(m *testing.M) int {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
 // Build compiles cmd/band and cmd/bandctl into a temporary directory (once)
 // and returns the directory.
 func Build(t testing.TB) string {
