@@ -75,7 +75,7 @@ type Book struct {
 	ignore []netip.Prefix
 	own    map[netip.Addr]bool
 	active map[netip.Prefix]*Ban
-	nets   int // active entries wider than one address
+	nets   int               // active entries wider than one address
 	total  map[string]uint64 // bans made per jail
 }
 
