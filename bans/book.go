@@ -55,8 +55,47 @@ var (
 	ErrIgnored   = errors.New("address is in ignoreip") // whitelisted
 )
 
+// Offence is one past ban of an offender, kept for escalation.
+type Offence struct {
+	Jail string    `json:"jail"`
+	At   time.Time `json:"at"`
+}
+
+// Journal records the book's changes durably; the state package implements
+// it. Calls queue and never block on the disk.
+type Journal interface {
+	PutBan(Ban)
+	DeleteBan(netip.Prefix)
+	SaveHistory(netip.Prefix, []Offence)
+}
+
+// Escalation bans repeat offenders longer (fail2ban's bantime.increment):
+// each earlier ban of the same address (in the same jail, or in any jail
+// with Overall) multiplies the ban time by Factor, up to Max.
+type Escalation struct {
+	Factor  float64       // 0 or 1: no escalation
+	Max     time.Duration // cap; 0 means no cap
+	Overall bool          // count bans of every jail, not only the banning one
+}
+
+// Recidive bans for BanTime an address banned MaxRetry times (by any other
+// jail) within FindTime.
+type Recidive struct {
+	Name     string
+	MaxRetry int
+	FindTime time.Duration
+	BanTime  time.Duration
+}
+
 // Options configure a Book.
 type Options struct {
+	// Journal, when set, records bans and history for a restart.
+	Journal Journal
+	// Escalation and Recidive are the repeat-offender policy.
+	Escalation Escalation
+	Recidive   []Recidive
+	// HistoryMaxAge is how long past bans are remembered (default 30 days).
+	HistoryMaxAge time.Duration
 	// Ignore lists addresses and prefixes never banned ([defaults] ignoreip).
 	Ignore []netip.Prefix
 	// Own lists the host's own addresses; loopback is always protected.
@@ -77,6 +116,12 @@ type Book struct {
 	active map[netip.Prefix]*Ban
 	nets   int               // active entries wider than one address
 	total  map[string]uint64 // bans made per jail
+
+	journal  Journal
+	esc      Escalation
+	recidive []Recidive
+	maxAge   time.Duration
+	history  map[netip.Prefix][]Offence
 }
 
 // New returns a book driving backend.
@@ -91,8 +136,143 @@ func New(log *slog.Logger, backend firewall.Backend, opts Options) *Book {
 	if b.now == nil {
 		b.now = time.Now
 	}
+	b.journal = opts.Journal
+	b.history = make(map[netip.Prefix][]Offence)
 	b.SetPolicy(opts.Ignore, opts.Own)
+	b.SetRepeatPolicy(opts.Escalation, opts.Recidive, opts.HistoryMaxAge)
 	return b
+}
+
+// SetRepeatPolicy replaces the repeat-offender policy (after a reload).
+func (b *Book) SetRepeatPolicy(esc Escalation, recidive []Recidive, maxAge time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if maxAge <= 0 {
+		maxAge = 30 * 24 * time.Hour
+	}
+	b.esc, b.recidive, b.maxAge = esc, append([]Recidive(nil), recidive...), maxAge
+}
+
+// Restore loads saved bans and history at start, without calling the
+// backend (Reconcile does that). Expired bans are dropped. It returns the
+// bans now active.
+func (b *Book) Restore(saved []Ban, history map[netip.Prefix][]Offence) []Ban {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for _, ban := range saved {
+		if !ban.Expiry.After(now) {
+			if b.journal != nil {
+				b.journal.DeleteBan(ban.Prefix)
+			}
+			continue
+		}
+		c := ban
+		b.put(&c)
+	}
+	for p, h := range history {
+		b.history[p] = h
+	}
+	out := make([]Ban, 0, len(b.active))
+	for _, ban := range b.active {
+		out = append(out, *ban)
+	}
+	sortBans(out)
+	return out
+}
+
+// escalate returns the ban time for a new ban of p by jail, given its past
+// bans. Called with mu held.
+func (b *Book) escalate(p netip.Prefix, jail string, base time.Duration, now time.Time) time.Duration {
+	if b.esc.Factor <= 1 {
+		return base
+	}
+	n := 0
+	for _, o := range b.history[p] {
+		if now.Sub(o.At) < b.maxAge && (b.esc.Overall || o.Jail == jail) {
+			n++
+		}
+	}
+	d := float64(base)
+	for i := 0; i < n; i++ {
+		d *= b.esc.Factor
+		if b.esc.Max > 0 && d >= float64(b.esc.Max) {
+			return b.esc.Max
+		}
+	}
+	if b.esc.Max > 0 && time.Duration(d) > b.esc.Max {
+		return b.esc.Max
+	}
+	return time.Duration(d)
+}
+
+// remember adds a ban to p's history, purging entries older than the
+// history's age. Called with mu held.
+func (b *Book) remember(p netip.Prefix, jail string, now time.Time) {
+	h := b.history[p][:0:0]
+	for _, o := range b.history[p] {
+		if now.Sub(o.At) < b.maxAge {
+			h = append(h, o)
+		}
+	}
+	h = append(h, Offence{Jail: jail, At: now})
+	b.history[p] = h
+	if b.journal != nil {
+		b.journal.SaveHistory(p, h)
+	}
+}
+
+// recidiveFor returns the recidive rule p now falls under, if any. Called
+// with mu held, after remember.
+func (b *Book) recidiveFor(p netip.Prefix, jail string, now time.Time) (Recidive, bool) {
+	for _, r := range b.recidive {
+		if jail == r.Name {
+			continue
+		}
+		n := 0
+		for _, o := range b.history[p] {
+			if o.Jail != r.Name && now.Sub(o.At) < r.FindTime {
+				n++
+			}
+		}
+		if r.MaxRetry > 0 && n >= r.MaxRetry {
+			return r, true
+		}
+	}
+	return Recidive{}, false
+}
+
+// PurgeHistory forgets past bans older than the history's age.
+func (b *Book) PurgeHistory() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	for p, h := range b.history {
+		keep := h[:0:0]
+		for _, o := range h {
+			if now.Sub(o.At) < b.maxAge {
+				keep = append(keep, o)
+			}
+		}
+		if len(keep) == len(h) {
+			continue
+		}
+		if len(keep) == 0 {
+			delete(b.history, p)
+		} else {
+			b.history[p] = keep
+		}
+		if b.journal != nil {
+			b.journal.SaveHistory(p, keep)
+		}
+	}
+}
+
+// History returns p's past bans.
+func (b *Book) History(p netip.Prefix) []Offence {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]Offence(nil), b.history[p]...)
 }
 
 // SetPolicy replaces the global ignore list and the host's own addresses
@@ -200,19 +380,32 @@ func (b *Book) Ban(ctx context.Context, r Request) (Ban, bool, error) {
 		b.mu.Unlock()
 		return c, false, nil
 	}
-	ban := &Ban{Prefix: p, Jail: r.Jail, Start: now, Expiry: now.Add(r.For), Hits: r.Hits, Reason: r.Reason, Origin: r.Origin}
+	dur := r.For
+	jail := r.Jail
+	if r.Origin == OriginJail {
+		dur = b.escalate(p, r.Jail, r.For, now)
+		b.remember(p, r.Jail, now)
+		if rc, ok := b.recidiveFor(p, r.Jail, now); ok && rc.BanTime > dur {
+			dur, jail = rc.BanTime, rc.Name
+			b.remember(p, rc.Name, now)
+		}
+	}
+	ban := &Ban{Prefix: p, Jail: jail, Start: now, Expiry: now.Add(dur), Hits: r.Hits, Reason: r.Reason, Origin: r.Origin}
 	b.put(ban)
-	b.total[r.Jail]++
+	b.total[jail]++
 	c := *ban
 	b.mu.Unlock()
 
-	if err := b.backend.Ban(ctx, []firewall.Entry{{Prefix: p, TTL: r.For}}); err != nil {
+	if err := b.backend.Ban(ctx, []firewall.Entry{{Prefix: p, TTL: dur}}); err != nil {
 		b.mu.Lock()
 		if b.active[p] == ban {
 			b.drop(p)
 		}
 		b.mu.Unlock()
 		return Ban{}, false, err
+	}
+	if b.journal != nil {
+		b.journal.PutBan(c)
 	}
 	return c, true, nil
 }
@@ -247,7 +440,11 @@ func (b *Book) Adopt(entries []firewall.Entry, jail string) int {
 		if _, ok := b.active[e.Prefix]; ok || e.TTL <= 0 {
 			continue
 		}
-		b.put(&Ban{Prefix: e.Prefix, Jail: jail, Start: now, Expiry: now.Add(e.TTL), Origin: OriginJail, Reason: "found in the kernel at start"})
+		ban := &Ban{Prefix: e.Prefix, Jail: jail, Start: now, Expiry: now.Add(e.TTL), Origin: OriginJail, Reason: "found in the kernel at start"}
+		b.put(ban)
+		if b.journal != nil {
+			b.journal.PutBan(*ban)
+		}
 		n++
 	}
 	return n
@@ -260,6 +457,9 @@ func (b *Book) Unban(ctx context.Context, p netip.Prefix) (bool, error) {
 	b.mu.Lock()
 	_, ok := b.active[p]
 	b.drop(p)
+	if ok && b.journal != nil {
+		b.journal.DeleteBan(p)
+	}
 	b.mu.Unlock()
 	if err := b.backend.Unban(ctx, []netip.Prefix{p}); err != nil {
 		return ok, err
@@ -278,6 +478,9 @@ func (b *Book) Expire() []Ban {
 		if !ban.Expiry.After(now) {
 			out = append(out, *ban)
 			b.drop(p)
+			if b.journal != nil {
+				b.journal.DeleteBan(p)
+			}
 		}
 	}
 	sortBans(out)

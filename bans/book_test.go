@@ -130,3 +130,118 @@ func TestBackendFailureLeavesNoBan(t *testing.T) {
 		t.Error("a ban the kernel refused is in the book")
 	}
 }
+
+func TestEscalationDoublesAndCaps(t *testing.T) {
+	book, _, c := newBook(t, Options{Escalation: Escalation{Factor: 2, Max: 35 * time.Minute}})
+	ctx := context.Background()
+	req := Request{Prefix: pfx("192.0.2.7"), Jail: "auth", For: 10 * time.Minute}
+	var got []time.Duration
+	for i := 0; i < 4; i++ {
+		b, made, err := book.Ban(ctx, req)
+		if err != nil || !made {
+			t.Fatalf("ban %d: %v %v", i, made, err)
+		}
+		got = append(got, b.Expiry.Sub(b.Start))
+		c.t = b.Expiry // the ban runs out, the address offends again
+		book.Expire()
+	}
+	want := []time.Duration{10 * time.Minute, 20 * time.Minute, 35 * time.Minute, 35 * time.Minute}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("ban %d lasted %v, want %v (all: %v)", i+1, got[i], want[i], got)
+		}
+	}
+	// Another jail's bans do not count unless Overall is set.
+	b, _, _ := book.Ban(ctx, Request{Prefix: pfx("192.0.2.7"), Jail: "flood", For: 10 * time.Minute})
+	if d := b.Expiry.Sub(b.Start); d != 10*time.Minute {
+		t.Errorf("first flood ban lasted %v, want 10m", d)
+	}
+}
+
+func TestEscalationOverallAndHistoryAge(t *testing.T) {
+	book, _, c := newBook(t, Options{Escalation: Escalation{Factor: 3, Overall: true}, HistoryMaxAge: time.Hour})
+	ctx := context.Background()
+	b, _, _ := book.Ban(ctx, Request{Prefix: pfx("192.0.2.8"), Jail: "auth", For: time.Minute})
+	c.t = b.Expiry
+	b, _, _ = book.Ban(ctx, Request{Prefix: pfx("192.0.2.8"), Jail: "flood", For: time.Minute})
+	if d := b.Expiry.Sub(b.Start); d != 3*time.Minute {
+		t.Errorf("second ban in another jail lasted %v, want 3m", d)
+	}
+	// Two hours later the history has aged out: back to the base time.
+	c.t = c.t.Add(2 * time.Hour)
+	book.Expire()
+	book.PurgeHistory()
+	if h := book.History(pfx("192.0.2.8")); len(h) != 0 {
+		t.Errorf("history not purged: %v", h)
+	}
+	b, _, _ = book.Ban(ctx, Request{Prefix: pfx("192.0.2.8"), Jail: "auth", For: time.Minute})
+	if d := b.Expiry.Sub(b.Start); d != time.Minute {
+		t.Errorf("ban after the history aged out lasted %v, want 1m", d)
+	}
+}
+
+func TestRecidive(t *testing.T) {
+	book, fw, c := newBook(t, Options{Recidive: []Recidive{{Name: "recidive", MaxRetry: 3, FindTime: 24 * time.Hour, BanTime: 7 * 24 * time.Hour}}})
+	ctx := context.Background()
+	var last Ban
+	for i := 0; i < 3; i++ {
+		b, made, err := book.Ban(ctx, Request{Prefix: pfx("198.51.100.9"), Jail: []string{"auth", "flood", "auth"}[i], For: 10 * time.Minute})
+		if err != nil || !made {
+			t.Fatalf("ban %d: %v %v", i, made, err)
+		}
+		last = b
+		if i < 2 {
+			c.t = b.Expiry.Add(time.Hour)
+			book.Expire()
+		}
+	}
+	if last.Jail != "recidive" || last.Expiry.Sub(last.Start) != 7*24*time.Hour {
+		t.Errorf("third ban within a day: %s for %v, want recidive for 168h", last.Jail, last.Expiry.Sub(last.Start))
+	}
+	kernel, _ := fw.List(ctx)
+	if len(kernel) != 1 || kernel[0].TTL < 7*24*time.Hour-2*time.Hour {
+		t.Errorf("kernel holds %v, want one entry with about a week left", kernel)
+	}
+}
+
+type memJournal struct {
+	bans    map[netip.Prefix]Ban
+	history map[netip.Prefix][]Offence
+}
+
+func (m *memJournal) PutBan(b Ban)                            { m.bans[b.Prefix] = b }
+func (m *memJournal) DeleteBan(p netip.Prefix)                { delete(m.bans, p) }
+func (m *memJournal) SaveHistory(p netip.Prefix, h []Offence) { m.history[p] = h }
+
+func TestJournalAndRestore(t *testing.T) {
+	j := &memJournal{bans: map[netip.Prefix]Ban{}, history: map[netip.Prefix][]Offence{}}
+	book, _, c := newBook(t, Options{Journal: j, Escalation: Escalation{Factor: 2}})
+	ctx := context.Background()
+	book.Ban(ctx, Request{Prefix: pfx("192.0.2.1"), Jail: "auth", For: time.Hour})
+	book.Ban(ctx, Request{Prefix: pfx("192.0.2.2"), Jail: "auth", For: time.Minute})
+	book.Ban(ctx, Request{Prefix: pfx("192.0.2.3"), Jail: "manual", For: time.Hour, Origin: OriginManual})
+	book.Unban(ctx, pfx("192.0.2.3"))
+	if len(j.bans) != 2 || len(j.history) != 2 {
+		t.Fatalf("journal holds %d bans and %d histories, want 2 and 2", len(j.bans), len(j.history))
+	}
+	// A restart two minutes later: the short ban has expired.
+	c.t = c.t.Add(2 * time.Minute)
+	saved := make([]Ban, 0, len(j.bans))
+	for _, b := range j.bans {
+		saved = append(saved, b)
+	}
+	book2, fw2, _ := newBook(t, Options{Journal: j, Escalation: Escalation{Factor: 2}})
+	book2.now = c.now
+	active := book2.Restore(saved, j.history)
+	if len(active) != 1 || active[0].Prefix != pfx("192.0.2.1") {
+		t.Fatalf("restored %v, want 192.0.2.1 only", active)
+	}
+	if kernel, _ := fw2.List(ctx); len(kernel) != 0 {
+		t.Errorf("Restore called the backend: %v", kernel)
+	}
+	// The history came back: the next ban of 192.0.2.2 is doubled.
+	b, _, _ := book2.Ban(ctx, Request{Prefix: pfx("192.0.2.2"), Jail: "auth", For: time.Minute})
+	if d := b.Expiry.Sub(b.Start); d != 2*time.Minute {
+		t.Errorf("ban after restart lasted %v, want 2m", d)
+	}
+}
