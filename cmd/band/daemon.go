@@ -20,6 +20,7 @@ import (
 	"github.com/band-project/band/config"
 	"github.com/band-project/band/control"
 	"github.com/band-project/band/firewall"
+	"github.com/band-project/band/metrics"
 	"github.com/band-project/band/pipeline"
 	"github.com/band-project/band/rules"
 	"github.com/band-project/band/tailer"
@@ -37,6 +38,8 @@ type daemon struct {
 	pipe    *pipeline.Pipeline
 	lines   chan tailer.Line
 	reloads chan chan error
+	notify  *notifier
+	metrics *metrics.Metrics
 
 	mu       sync.Mutex // guards cfg and tail, swapped by reloads
 	cfg      *config.Config
@@ -56,6 +59,8 @@ func newDaemon(ctx context.Context, log *slog.Logger, cfg *config.Config, f flag
 	if err != nil {
 		return nil, fmt.Errorf("setting up the firewall: %w", err)
 	}
+	met := metrics.New()
+	backend = met.InstrumentBackend(backend)
 	if err := backend.Setup(ctx); err != nil {
 		backend.Close()
 		return nil, fmt.Errorf("setting up the %s firewall: %w", backend.Name(), err)
@@ -78,6 +83,7 @@ func newDaemon(ctx context.Context, log *slog.Logger, cfg *config.Config, f flag
 		started: time.Now(),
 		lines:   make(chan tailer.Line, 4096),
 		reloads: make(chan chan error),
+		notify:  newNotifier(log), metrics: met,
 	}, nil
 }
 
@@ -144,12 +150,20 @@ func (d *daemon) run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sctx) }()
 	defer func() { stopServer(); <-served }()
+	stopMetrics, err := d.serveMetrics()
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	d.mu.Lock()
 	d.startTailer(ctx, nil)
 	d.mu.Unlock()
 	d.log.Info("band started", "version", buildinfo.Version(), "backend", d.backend.Name(),
 		"socket", d.cfg.Daemon.Socket, "sources", len(d.cfg.Sources), "jails", strings.Join(d.cfg.EnabledJails(), ","))
+	d.notify.Ready()
+	watchdog, stopWatchdog := d.notify.WatchdogTicker()
+	defer stopWatchdog()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {
@@ -161,12 +175,14 @@ func (d *daemon) run(ctx context.Context) error {
 				d.log.Info("ban expired", "addr", b.Prefix.String(), "jail", b.Jail)
 			}
 			d.pipe.Expire(time.Now())
+		case <-watchdog:
+			d.notify.Watchdog()
 		case <-hup:
-			if err := d.reload(ctx); err != nil {
+			if err := d.reloadNotified(ctx); err != nil {
 				d.log.Error("reload failed; keeping the running configuration", "err", err)
 			}
 		case reply := <-d.reloads:
-			err := d.reload(ctx)
+			err := d.reloadNotified(ctx)
 			if err != nil {
 				d.log.Error("reload failed; keeping the running configuration", "err", err)
 			}
@@ -174,6 +190,7 @@ func (d *daemon) run(ctx context.Context) error {
 		case err := <-served:
 			return fmt.Errorf("control API stopped: %w", err)
 		case <-ctx.Done():
+			d.notify.Stopping()
 			d.mu.Lock()
 			d.stopTailer()
 			d.mu.Unlock()
