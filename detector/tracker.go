@@ -79,7 +79,13 @@ func (tr *tracker) hit(key rules.Key, t int64) (int, bool) {
 		e.start = (e.start + 1) % len(e.ts)
 		e.n--
 	}
-	e.ts[(e.start+e.n)%len(e.ts)] = t
+	// Keep the ring in time order, a late time slotted behind newer ones,
+	// so that the window's oldest hit is always the first to leave it.
+	k := e.n
+	for ; k > 0 && e.at(k-1) > t; k-- {
+		e.ts[(e.start+k)%len(e.ts)] = e.at(k - 1)
+	}
+	e.ts[(e.start+k)%len(e.ts)] = t
 	e.n++
 	if e.n >= tr.limit {
 		n := e.n
