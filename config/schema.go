@@ -33,6 +33,9 @@ type Daemon struct {
 	LogLevel    string `toml:"log_level"`    // "debug", "info" (default), "warn", "error"
 	MaxTracked  int    `toml:"max_tracked"`  // per jail cap on tracked clients/keys, default 100000
 	Metrics     string `toml:"metrics"`      // Prometheus listen address, "" = off
+	// HistoryMaxAge is how long each offender's past bans are remembered
+	// (for escalation and recidive), default 30d.
+	HistoryMaxAge Duration `toml:"history_max_age"`
 }
 
 // Firewall selects and names the kernel backend.
@@ -52,6 +55,17 @@ type Defaults struct {
 	FindTime Duration `toml:"findtime"` // default 10m
 	MaxRetry int      `toml:"maxretry"` // default 5
 	IgnoreIP []string `toml:"ignoreip"` // addresses and CIDRs never banned (loopback and own addresses always)
+	// TrustedProxies lists the reverse proxies (addresses and CIDRs) whose
+	// X-Forwarded-For header names the client; added to each source's own.
+	TrustedProxies []string `toml:"trusted_proxies"`
+
+	// Repeat offenders (fail2ban's bantime.increment): each earlier ban of
+	// the same address multiplies the ban time by BanTimeFactor, up to
+	// BanTimeMax; BanTimeOverall counts earlier bans of every jail.
+	BanTimeIncrement bool     `toml:"bantime_increment"` // default false
+	BanTimeFactor    float64  `toml:"bantime_factor"`    // default 2
+	BanTimeMax       Duration `toml:"bantime_max"`       // default 1w
+	BanTimeOverall   bool     `toml:"bantime_overall"`   // default false
 }
 
 // Source is one log (path or glob) and the format its lines are in.
@@ -59,6 +73,8 @@ type Source struct {
 	Name   string `toml:"name"`
 	Path   string `toml:"path"`   // a path or a glob
 	Format string `toml:"format"` // common | combined | vhost_combined | error | auto | a LogFormat string
+	// TrustedProxies adds proxies for this log to [defaults] trusted_proxies.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Jail is one detection rule as configured. Keys left out take the value of
@@ -89,11 +105,22 @@ type Jail struct {
 	Fields      map[string]string `toml:"fields"`      // other fields by name: field = regex
 	Regex       []string          `toml:"regex"`       // raw-line regexes with <HOST>, for odd formats
 	IgnoreRegex []string          `toml:"ignoreregex"` // a line matching any of these (whole line) is not counted
+	// AnyFields holds when any of its fields matches its regex (one
+	// condition, where Fields are one condition each).
+	AnyFields map[string]string `toml:"any_fields"`
+
+	// Distinct, on a match jail, counts a line only when this field's value
+	// was not already counted for the client within findtime, e.g. "path".
+	Distinct string `toml:"distinct"`
+	// IPv6Prefix, when set (e.g. 64), counts and bans IPv6 clients by
+	// their prefix of this length rather than by address.
+	IPv6Prefix int `toml:"ipv6_prefix"`
 
 	// Rate jails (mod_evasive-style): Threshold requests Per key within Window.
-	Per           string   `toml:"per"`            // "page" (client+vhost+path), "site" (client+vhost), "client"
-	Threshold     int      `toml:"threshold"`      // requests allowed within Window; one more bans
-	Window        Duration `toml:"window"`         // sliding window length
+	Per       string   `toml:"per"`       // "page" (client+vhost+path), "site" (client+vhost), "client"
+	Threshold int      `toml:"threshold"` // requests allowed within Window; one more bans
+	Window    Duration `toml:"window"`    // sliding window length
+	// Exclusions, for both kinds: requests left out of the count.
 	ExcludePath   []string `toml:"exclude_path"`   // regexes: paths not counted
 	ExcludeExt    []string `toml:"exclude_ext"`    // extensions not counted, e.g. ".css"
 	ExcludeStatus []int    `toml:"exclude_status"` // statuses not counted, e.g. 304

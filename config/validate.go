@@ -27,7 +27,7 @@ const (
 
 // Allowed values of the enumerated keys.
 var (
-	kinds      = []string{"match", "rate"}
+	kinds      = []string{"match", "rate", "recidive"}
 	pers       = []string{"page", "site", "client"}
 	backends   = []string{"auto", "nftables", "iptables", "dryrun"}
 	verdicts   = []string{"drop", "reject"}
@@ -61,6 +61,7 @@ func (l *loader) applyDefaults() {
 	setDefault(l, &d.LogFormat, "text", "daemon", "log_format")
 	setDefault(l, &d.LogLevel, "info", "daemon", "log_level")
 	setDefault(l, &d.MaxTracked, DefaultMaxTracked, "daemon", "max_tracked")
+	setDefault(l, &d.HistoryMaxAge, Duration(30*24*time.Hour), "daemon", "history_max_age")
 	f := &c.Firewall
 	setDefault(l, &f.Backend, "auto", "firewall", "backend")
 	setDefault(l, &f.Table, "band", "firewall", "table")
@@ -73,6 +74,8 @@ func (l *loader) applyDefaults() {
 	setDefault(l, &df.BanTime, Duration(DefaultBanTime), "defaults", "bantime")
 	setDefault(l, &df.FindTime, Duration(DefaultFindTime), "defaults", "findtime")
 	setDefault(l, &df.MaxRetry, DefaultMaxRetry, "defaults", "maxretry")
+	setDefault(l, &df.BanTimeFactor, 2.0, "defaults", "bantime_factor")
+	setDefault(l, &df.BanTimeMax, Duration(7*24*time.Hour), "defaults", "bantime_max")
 
 	for name, j := range c.Jails {
 		inherit := func(dst any, key string) {
@@ -173,6 +176,7 @@ func (l *loader) validate() {
 		l.bad([]string{"defaults", "maxretry"}, "must be a positive number of failures, got %d", df.MaxRetry)
 	}
 	l.ignoreIPs([]string{"defaults", "ignoreip"}, df.IgnoreIP)
+	l.ignoreIPs([]string{"defaults", "trusted_proxies"}, df.TrustedProxies)
 
 	if len(c.Sources) == 0 {
 		l.errorf(c.Files[len(c.Files)-1], 0, []string{"source"}, "at least one [[source]] is needed")
@@ -193,6 +197,7 @@ func (l *loader) validate() {
 			l.bad(append(at, "format"), "must be one of %s or a LogFormat string with %% directives, got %q",
 				strings.Join(formats, ", "), s.Format)
 		}
+		l.ignoreIPs(append(at, "trusted_proxies"), s.TrustedProxies)
 	}
 
 	names := make([]string, 0, len(c.Jails))
@@ -325,21 +330,18 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 			l.bad(k("error_code", itoa(i)), "must be an Apache error code like \"AH01617\", got %q", code)
 		}
 	}
-	fieldKeys := make([]string, 0, len(j.Fields))
-	for f := range j.Fields {
-		fieldKeys = append(fieldKeys, f)
-	}
-	sort.Strings(fieldKeys)
-	for _, f := range fieldKeys {
-		if apachelog.FieldByName(f) == apachelog.FieldNone {
-			msg := fmt.Sprintf("unknown field %q", f)
-			if s := suggest(f, knownFields()); s != "" {
-				msg += fmt.Sprintf(" (did you mean %s?)", s)
-			}
-			l.bad(k("fields", f), "%s", msg)
-			continue
+	l.fieldRegexes(k("fields"), j.Fields)
+	l.fieldRegexes(k("any_fields"), j.AnyFields)
+	if j.Distinct != "" {
+		switch {
+		case j.Kind != "match":
+			l.bad(k("distinct"), "only match jails count distinct values")
+		case apachelog.FieldByName(j.Distinct) == apachelog.FieldNone:
+			l.bad(k("distinct"), "%s", unknownField(j.Distinct))
 		}
-		l.regex(k("fields", f), j.Fields[f])
+	}
+	if j.IPv6Prefix != 0 && (j.IPv6Prefix < MinIPv6Prefix || j.IPv6Prefix > 128) {
+		l.bad(k("ipv6_prefix"), "must be a prefix length from %d to 128 (0 counts single addresses), got %d", MinIPv6Prefix, j.IPv6Prefix)
 	}
 	for i, re := range j.Regex {
 		key := k("regex", itoa(i))
@@ -363,7 +365,7 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 			l.bad(k("findtime"), "must be a positive duration, got %s", j.FindTime.D())
 		}
 		if !hasCondition(j) && !anyFailed {
-			l.bad(k(), "a match jail needs at least one condition (status, method, path, path_prefix, path_suffix, query, user_agent, agent_words, message, error_code, fields or regex)")
+			l.bad(k(), "a match jail needs at least one condition (status, method, path, path_prefix, path_suffix, query, user_agent, agent_words, message, error_code, fields, any_fields or regex)")
 		}
 	case "rate":
 		if missing("threshold") {
@@ -377,20 +379,58 @@ func (l *loader) validateJail(name string, j *Jail, sources map[string]bool) {
 			l.bad(k("window"), "must be a positive duration, got %s", j.Window.D())
 		}
 		l.oneOf(k("per"), j.Per, pers)
-		l.regexes(k("exclude_path"), j.ExcludePath)
-		for i, e := range j.ExcludeExt {
-			if !strings.HasPrefix(e, ".") || len(e) < 2 {
-				l.bad(k("exclude_ext", itoa(i)), "must be an extension with its dot, like \".css\", got %q", e)
-			}
+	case "recidive":
+		// A recidive jail reads no lines: it bans addresses that other
+		// jails banned maxretry times within findtime.
+		if hasCondition(j) {
+			l.bad(k(), "a recidive jail counts other jails' bans and takes no line conditions")
 		}
-		l.statuses(k("exclude_status"), j.ExcludeStatus)
+		if j.MaxRetry <= 0 && set("maxretry") {
+			l.bad(k("maxretry"), "must be a positive number of bans, got %d", j.MaxRetry)
+		}
 	}
+	l.regexes(k("exclude_path"), j.ExcludePath)
+	for i, e := range j.ExcludeExt {
+		if !strings.HasPrefix(e, ".") || len(e) < 2 {
+			l.bad(k("exclude_ext", itoa(i)), "must be an extension with its dot, like \".css\", got %q", e)
+		}
+	}
+	l.statuses(k("exclude_status"), j.ExcludeStatus)
+}
+
+// MinIPv6Prefix is the shortest ipv6_prefix a jail may ban by: shorter
+// prefixes would ban whole providers.
+const MinIPv6Prefix = 32
+
+// fieldRegexes checks a table of field = regex.
+func (l *loader) fieldRegexes(key []string, m map[string]string) {
+	names := make([]string, 0, len(m))
+	for f := range m {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	for _, f := range names {
+		fk := append(slices.Clone(key), f)
+		if apachelog.FieldByName(f) == apachelog.FieldNone {
+			l.bad(fk, "%s", unknownField(f))
+			continue
+		}
+		l.regex(fk, m[f])
+	}
+}
+
+func unknownField(f string) string {
+	msg := fmt.Sprintf("unknown field %q", f)
+	if s := suggest(f, knownFields()); s != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", s)
+	}
+	return msg
 }
 
 func hasCondition(j *Jail) bool {
 	return len(j.Status) > 0 || len(j.Method) > 0 || len(j.Path) > 0 || len(j.PathPrefix) > 0 ||
 		len(j.PathSuffix) > 0 || len(j.Query) > 0 || len(j.UserAgent) > 0 || len(j.AgentWords) > 0 ||
-		len(j.Message) > 0 || len(j.ErrorCode) > 0 || len(j.Fields) > 0 || len(j.Regex) > 0
+		len(j.Message) > 0 || len(j.ErrorCode) > 0 || len(j.Fields) > 0 || len(j.AnyFields) > 0 || len(j.Regex) > 0
 }
 
 func (l *loader) statuses(key []string, list []int) {

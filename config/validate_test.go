@@ -74,7 +74,7 @@ func TestErrors(t *testing.T) {
 				`$D/band.toml:7: firewall.verdict: must be one of drop, reject, got "deny"`,
 				`$D/band.toml:8: firewall.hooks: must be one of input, forward, got "output"`,
 				`$D/band.toml:10: daemon.log_format: must be one of text, json, got "jsn" (did you mean "json"?)`,
-				`$D/band.toml:12: jail.x.kind: must be one of match, rate, got "rates" (did you mean "rate"?)`,
+				`$D/band.toml:12: jail.x.kind: must be one of match, rate, recidive, got "rates" (did you mean "rate"?)`,
 			},
 		},
 		{
@@ -125,7 +125,7 @@ func TestErrors(t *testing.T) {
 				`$D/band.toml:8: jail.x.findtime: must be a positive duration, got 0s`,
 				`$D/band.toml:9: jail.x.error_code: must be an Apache error code like "AH01617", got "AH1"`,
 				`$D/band.toml:10: jail.x.method: must be an upper-case request method like "POST", got "get"`,
-				`$D/band.toml:11: jail.y: a match jail needs at least one condition (status, method, path, path_prefix, path_suffix, query, user_agent, agent_words, message, error_code, fields or regex)`,
+				`$D/band.toml:11: jail.y: a match jail needs at least one condition (status, method, path, path_prefix, path_suffix, query, user_agent, agent_words, message, error_code, fields, any_fields or regex)`,
 			},
 		},
 		{

@@ -22,7 +22,8 @@ const HostPattern = `(?P<host>[0-9A-Za-z.:_-]+)`
 func Compile(cfg *config.Config) ([]*Jail, error) {
 	names := make([]string, 0, len(cfg.Jails))
 	for name, j := range cfg.Jails {
-		if j.Enabled {
+		// Recidive jails read no lines: the ban book applies them.
+		if j.Enabled && j.Kind != "recidive" {
 			names = append(names, name)
 		}
 	}
@@ -106,6 +107,21 @@ func CompileJail(name string, c *config.Jail) (*Jail, error) {
 	}
 	if j.BanTime <= 0 {
 		return nil, bad("bantime", "must be a positive duration")
+	}
+	if c.IPv6Prefix != 0 {
+		if c.IPv6Prefix < config.MinIPv6Prefix || c.IPv6Prefix > 128 {
+			return nil, bad("ipv6_prefix", "must be from %d to 128, got %d", config.MinIPv6Prefix, c.IPv6Prefix)
+		}
+		j.IPv6Bits = c.IPv6Prefix
+	}
+	if c.Distinct != "" {
+		if j.Kind != Match {
+			return nil, bad("distinct", "only match jails count distinct values")
+		}
+		j.distinct = apachelog.FieldByName(c.Distinct)
+		if j.distinct == apachelog.FieldNone {
+			return nil, bad("distinct", "unknown field %q", c.Distinct)
+		}
 	}
 	if err := j.compileConds(c); err != nil {
 		return nil, err
@@ -241,6 +257,13 @@ func (j *Jail) compileConds(c *config.Jail) error {
 		}
 		add(fieldCond(f, rs))
 	}
+	if len(c.AnyFields) > 0 {
+		cd, err := anyFieldsCond(c.AnyFields)
+		if err != nil {
+			return err
+		}
+		add(cd)
+	}
 	for _, e := range c.Regex {
 		if strings.Count(e, "<HOST>") != 1 {
 			return bad("regex", "%q must contain <HOST> exactly once, where the log format puts the client address", e)
@@ -259,8 +282,8 @@ func (j *Jail) compileConds(c *config.Jail) error {
 		}
 		j.ignore = append(j.ignore, re)
 	}
-	if j.Kind == Rate {
-		if err := j.compileRate(c); err != nil {
+	if j.Kind == Rate || len(c.ExcludeExt) > 0 || len(c.ExcludeStatus) > 0 || len(c.ExcludePath) > 0 {
+		if err := j.compileExclusions(c); err != nil {
 			return err
 		}
 	}
@@ -271,7 +294,43 @@ func (j *Jail) compileConds(c *config.Jail) error {
 	return nil
 }
 
-func (j *Jail) compileRate(c *config.Jail) error {
+// anyFieldsCond compiles any_fields: one condition that holds when any of
+// the named fields matches its regex.
+func anyFieldsCond(m map[string]string) (cond, error) {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	type fieldRe struct {
+		f  apachelog.Field
+		re fieldRegexp
+	}
+	var list []fieldRe
+	for _, name := range names {
+		f := apachelog.FieldByName(name)
+		if f == apachelog.FieldNone {
+			return cond{}, bad("any_fields."+name, "unknown field %q", name)
+		}
+		re, err := regexp.Compile(m[name])
+		if err != nil {
+			return cond{}, bad("any_fields."+name, "regex %q does not compile: %v", m[name], err)
+		}
+		list = append(list, fieldRe{f, newFieldRegexp(re)})
+	}
+	return cond{cost: 10 * len(list), match: func(ev *apachelog.Event) bool {
+		for i := range list {
+			if v := ev.Get(list[i].f); len(v) > 0 && list[i].re.match(v) {
+				return true
+			}
+		}
+		return false
+	}}, nil
+}
+
+// compileExclusions adds the condition leaving out excluded statuses,
+// extensions and paths.
+func (j *Jail) compileExclusions(c *config.Jail) error {
 	exts := bytesSet{}
 	for _, e := range c.ExcludeExt {
 		if !strings.HasPrefix(e, ".") {

@@ -74,6 +74,9 @@ type Jail struct {
 	// threshold+1 for rate jails.
 	Limit    int
 	IgnoreIP []netip.Prefix
+	// IPv6Bits, when not 0, is the prefix length IPv6 clients are counted
+	// and banned by (ipv6_prefix).
+	IPv6Bits int
 
 	errorOnly  bool // conditions only error-log lines can meet
 	accessOnly bool
@@ -81,6 +84,7 @@ type Jail struct {
 	raw        []*regexp.Regexp // raw-line regexes with a host group
 	rawHost    []int            // index of the host group in each raw regex
 	ignore     []*regexp.Regexp
+	distinct   apachelog.Field // count a value once per client within FindTime; FieldNone = every line
 	seed       maphash.Seed
 }
 
@@ -120,7 +124,7 @@ func (j *Jail) Match(ev *apachelog.Event) (Key, bool) {
 			return Key{}, false
 		}
 	}
-	k := Key{Addr: ev.Client}
+	k := Key{Addr: j.KeyAddr(ev.Client)}
 	if j.Kind == Rate && j.Per != PerClient {
 		var h maphash.Hash
 		h.SetSeed(j.seed)
@@ -198,6 +202,40 @@ func offsetIn(line, sub []byte) (span, bool) {
 		return span{}, false
 	}
 	return span{start, start + len(sub)}, true
+}
+
+// KeyAddr returns the address a client is counted under: the client
+// itself, or for an IPv6 client in a jail with ipv6_prefix, the first
+// address of its prefix.
+func (j *Jail) KeyAddr(a netip.Addr) netip.Addr {
+	if j.IPv6Bits == 0 || !a.Is6() {
+		return a
+	}
+	p, err := a.Prefix(j.IPv6Bits)
+	if err != nil {
+		return a
+	}
+	return p.Addr()
+}
+
+// BanPrefix returns what to ban for an offending key address: the address
+// alone, or its IPv6 prefix of IPv6Bits.
+func (j *Jail) BanPrefix(a netip.Addr) netip.Prefix {
+	if j.IPv6Bits != 0 && a.Is6() {
+		return netip.PrefixFrom(a, j.IPv6Bits).Masked()
+	}
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// Distinct reports whether the jail counts distinct values of a field
+// (distinct = "path") and, if so, a hash of ev's value: the caller counts
+// the line only when the client's hash was not already counted within
+// FindTime.
+func (j *Jail) Distinct(ev *apachelog.Event) (uint64, bool) {
+	if j.distinct == apachelog.FieldNone {
+		return 0, false
+	}
+	return maphash.Bytes(j.seed, ev.Get(j.distinct)), true
 }
 
 // Compile-time description for status output.
