@@ -109,3 +109,8 @@ func allDigits(b []byte) bool {
 	}
 	return true
 }
+
+// ParseAddr parses an IPv4 or IPv6 address written in a log line (in
+// X-Forwarded-For, say) the way the parser reads %a: IPv4-mapped addresses
+// unmapped, the zero Addr for anything else. It does not allocate.
+func ParseAddr(b []byte) netip.Addr { return parseAddr(b) }

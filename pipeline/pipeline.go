@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,10 @@ type Options struct {
 	MaxTracked int
 	// FormatOverride, when set, replaces every source's format (bandctl test --format).
 	FormatOverride string
+	// Horizon, when set, gives the oldest line time that can still matter
+	// (now less the longest window): older lines are counted and skipped
+	// before any jail runs, so catching up after a restart is quick.
+	Horizon func() time.Time
 }
 
 // SourceStats counts one source's lines.
@@ -74,6 +79,7 @@ type source struct {
 	name   string
 	format string
 	parser *apachelog.Parser
+	trust  proxies // reverse proxies whose X-Forwarded-For names the client
 	jails  []*jailState
 	lines  atomic.Uint64
 	errors atomic.Uint64
@@ -81,8 +87,9 @@ type source struct {
 }
 
 type jailState struct {
-	jail    *rules.Jail
-	matches atomic.Uint64
+	jail     *rules.Jail
+	distinct *detector.Distinct // values counted per client, for distinct jails
+	matches  atomic.Uint64
 	bans    atomic.Uint64
 }
 
@@ -130,9 +137,18 @@ func (p *Pipeline) Reload(cfg *config.Config) error {
 	jails := make(map[string]*jailState, len(compiled))
 	for _, j := range compiled {
 		js := &jailState{jail: j}
-		if old := p.jails[j.Name]; old != nil {
+		old := p.jails[j.Name]
+		if old != nil {
 			js.matches.Store(old.matches.Load())
 			js.bans.Store(old.bans.Load())
+		}
+		if j.DistinctField() != apachelog.FieldNone {
+			if old != nil && old.distinct != nil && old.jail.FindTime == j.FindTime &&
+				old.jail.DistinctField() == j.DistinctField() && old.jail.IPv6Bits == j.IPv6Bits {
+				js.distinct = old.distinct
+			} else {
+				js.distinct = detector.NewDistinct(j.FindTime, p.opts.MaxTracked)
+			}
 		}
 		jails[j.Name] = js
 	}
@@ -149,7 +165,13 @@ func (p *Pipeline) Reload(cfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("%s:%d: source %s: format: %w", file, line, sc.Name, err))
 			continue
 		}
-		s := &source{name: sc.Name, format: format, parser: parser}
+		trust, err := rules.ParsePrefixes(union(cfg.Defaults.TrustedProxies, sc.TrustedProxies))
+		if err != nil {
+			file, line := cfg.Where("source", sc.Name, "trusted_proxies")
+			errs = append(errs, fmt.Errorf("%s:%d: source %s: trusted_proxies: %w", file, line, sc.Name, err))
+			continue
+		}
+		s := &source{name: sc.Name, format: format, parser: parser, trust: trust}
 		if old := p.sources[sc.Name]; old != nil {
 			s.lines.Store(old.lines.Load())
 			s.errors.Store(old.errors.Load())
@@ -186,23 +208,36 @@ func (p *Pipeline) Line(ctx context.Context, sourceName, file string, lineNo int
 		s.errors.Add(1)
 		return
 	}
+	if p.opts.Horizon != nil && ev.Time.Before(p.opts.Horizon()) {
+		return
+	}
 	if t := ev.Time.UnixNano(); t > p.newest.Load() {
 		p.newest.Store(t)
 	}
 	if t := ev.Time.UnixNano(); t > s.newest.Load() {
 		s.newest.Store(t)
 	}
+	client, ok := s.trust.client(ev)
+	if !ok {
+		return // from a trusted proxy, naming no client: nobody to count
+	}
+	ev.Client = client
 	for _, js := range s.jails {
 		key, ok := js.jail.Match(ev)
 		if !ok {
 			continue
 		}
-		if js.jail.Ignored(key.Addr) {
+		if js.jail.Ignored(ev.Client) {
 			continue
+		}
+		if js.distinct != nil {
+			if h, _ := js.jail.Distinct(ev); !js.distinct.First(key, h, ev.Time) {
+				continue // this value was already counted for the client
+			}
 		}
 		js.matches.Add(1)
 		if p.opts.OnMatch != nil {
-			p.opts.OnMatch(Match{Jail: js.jail.Name, Addr: key.Addr, Time: ev.Time, File: file, Line: lineNo})
+			p.opts.OnMatch(Match{Jail: js.jail.Name, Addr: ev.Client, Time: ev.Time, File: file, Line: lineNo})
 		}
 		o, tripped := p.det.Hit(js.jail, key, ev.Time)
 		if !tripped {
@@ -214,9 +249,9 @@ func (p *Pipeline) Line(ctx context.Context, sourceName, file string, lineNo int
 
 func (p *Pipeline) offend(ctx context.Context, js *jailState, o detector.Offence, ev *apachelog.Event) {
 	j := js.jail
-	addr := o.Key.Addr
+	addr := j.BanPrefix(o.Key.Addr) // the address, or its IPv6 prefix (ipv6_prefix)
 	ban, made, err := p.book.Ban(ctx, bans.Request{
-		Prefix: netip.PrefixFrom(addr, addr.BitLen()),
+		Prefix: addr,
 		Jail:   j.Name,
 		For:    j.BanTime,
 		Hits:   o.Count,
@@ -256,6 +291,11 @@ func (p *Pipeline) Expire(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.det.Expire(now)
+	for _, js := range p.jails {
+		if js.distinct != nil {
+			js.distinct.Expire(now)
+		}
+	}
 }
 
 // Sources returns per-source counters, sorted by name.
@@ -296,6 +336,22 @@ func (p *Pipeline) DetectorStats() map[string]detector.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.det.Stats()
+}
+
+// union returns a's items then b's not in a.
+func union(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for _, s := range a {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func truncate(b []byte, n int) string {

@@ -43,7 +43,7 @@ type Match struct {
 // Ban is a ban that would have been made.
 type Ban struct {
 	Jail  string    `json:"jail"`
-	Addr  string    `json:"addr"`
+	Addr  string    `json:"addr"` // an address, or a CIDR for jails with ipv6_prefix
 	Time  time.Time `json:"time"`
 	Count int       `json:"count"`
 }
@@ -81,7 +81,13 @@ func Run(ctx context.Context, cfg *config.Config, files []string, opts Options) 
 	}
 	// Each file is its own source in the given format; every jail reads
 	// every file, and a line's kind (access or error) picks the jails.
-	cfg.Sources = []config.Source{{Name: "replay", Path: "-", Format: format}}
+	// The files are not tied to sources: every source's trusted proxies
+	// (on top of [defaults]) apply to every file.
+	var trusted []string
+	for _, s := range cfg.Sources {
+		trusted = append(trusted, s.TrustedProxies...)
+	}
+	cfg.Sources = []config.Source{{Name: "replay", Path: "-", Format: format, TrustedProxies: trusted}}
 	for _, j := range cfg.Jails {
 		j.Sources = nil
 	}
@@ -94,7 +100,7 @@ func Run(ctx context.Context, cfg *config.Config, files []string, opts Options) 
 		Location: opts.Location,
 		OnVerdict: func(v pipeline.Verdict) {
 			if v.New {
-				report.Bans = append(report.Bans, Ban{Jail: v.Ban.Jail, Addr: v.Offence.Key.Addr.String(), Time: v.Offence.Time, Count: v.Offence.Count})
+				report.Bans = append(report.Bans, Ban{Jail: v.Ban.Jail, Addr: prefixString(v.Ban.Prefix), Time: v.Offence.Time, Count: v.Offence.Count})
 			}
 		},
 		MaxTracked: cfg.Daemon.MaxTracked,
@@ -155,6 +161,15 @@ func replayFile(ctx context.Context, p *pipeline.Pipeline, name string) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// prefixString writes a single address without its length, a wider
+// prefix (an IPv6 /64 from ipv6_prefix, say) as a CIDR.
+func prefixString(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
 }
 
 func trimEOL(b []byte) []byte {

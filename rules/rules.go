@@ -238,6 +238,10 @@ func (j *Jail) Distinct(ev *apachelog.Event) (uint64, bool) {
 	return maphash.Bytes(j.seed, ev.Get(j.distinct)), true
 }
 
+// DistinctField returns the field whose distinct values the jail counts, or
+// FieldNone when it counts every matching line.
+func (j *Jail) DistinctField() apachelog.Field { return j.distinct }
+
 // Compile-time description for status output.
 func (j *Jail) String() string {
 	if j.Kind == Rate {
