@@ -90,7 +90,7 @@ type jailState struct {
 	jail     *rules.Jail
 	distinct *detector.Distinct // values counted per client, for distinct jails
 	matches  atomic.Uint64
-	bans    atomic.Uint64
+	bans     atomic.Uint64
 }
 
 // Pipeline is not safe for concurrent Line calls; one goroutine feeds it.
