@@ -184,3 +184,28 @@ func BenchmarkHit(b *testing.B) {
 		d.Hit(j, keys[i&4095], t0.Add(time.Duration(i)*time.Millisecond))
 	}
 }
+
+func TestSnapshotRestore(t *testing.T) {
+	j := &rules.Jail{Name: "auth", Limit: 5, FindTime: 10 * time.Minute}
+	d := New(0)
+	k := key("192.0.2.1")
+	for i := 0; i < 3; i++ {
+		d.Hit(j, k, t0.Add(time.Duration(i)*time.Minute))
+	}
+	d.Hit(j, key("192.0.2.2"), t0.Add(-time.Hour)) // stale by t0+3m
+	saved := d.Snapshot(t0.Add(3*time.Minute), nil)
+	if len(saved) != 1 || len(saved[0].Times) != 3 {
+		t.Fatalf("snapshot %+v, want one key with 3 hits", saved)
+	}
+	d2 := New(0)
+	for _, w := range saved {
+		d2.Restore(j, w.Key, w.Times)
+	}
+	// 3 failures before the restart and 2 after reach maxretry 5.
+	if _, ok := d2.Hit(j, k, t0.Add(4*time.Minute)); ok {
+		t.Fatal("tripped at the 4th hit")
+	}
+	if _, ok := d2.Hit(j, k, t0.Add(5*time.Minute)); !ok {
+		t.Error("3 hits before the restart and 2 after did not reach maxretry 5")
+	}
+}

@@ -106,6 +106,7 @@ type Pipeline struct {
 	sources map[string]*source
 	jails   map[string]*jailState
 	newest  atomic.Int64 // unix nanos of the newest line time seen
+	longest atomic.Int64 // the longest jail window, in nanoseconds
 }
 
 // New builds a pipeline for cfg.
@@ -188,6 +189,11 @@ func (p *Pipeline) Reload(cfg *config.Config) error {
 		return err
 	}
 	p.sources, p.jails = sources, jails
+	var longest time.Duration
+	for _, j := range compiled {
+		longest = max(longest, j.FindTime)
+	}
+	p.longest.Store(int64(longest))
 	p.det.Retain(compiled)
 	return nil
 }

@@ -39,6 +39,7 @@ var (
 
 // Position is where reading of a log file resumes.
 type Position struct {
+	Source    string `json:"source"`
 	Path      string `json:"path"`
 	Dev       uint64 `json:"dev"`
 	Inode     uint64 `json:"inode"`

@@ -23,6 +23,7 @@ import (
 	"github.com/band-project/band/metrics"
 	"github.com/band-project/band/pipeline"
 	"github.com/band-project/band/rules"
+	"github.com/band-project/band/state"
 	"github.com/band-project/band/tailer"
 )
 
@@ -40,6 +41,12 @@ type daemon struct {
 	reloads chan chan error
 	notify  *notifier
 	metrics *metrics.Metrics
+	store   *state.Store // nil when the state directory is unusable
+
+	// Used only by run's goroutine: the offset after the last line
+	// processed in each file, for checkpoints.
+	processed     map[string]int64
+	checkpointErr error
 
 	mu       sync.Mutex // guards cfg and tail, swapped by reloads
 	cfg      *config.Config
@@ -65,25 +72,31 @@ func newDaemon(ctx context.Context, log *slog.Logger, cfg *config.Config, f flag
 		backend.Close()
 		return nil, fmt.Errorf("setting up the %s firewall: %w", backend.Name(), err)
 	}
-	book := bans.New(log, backend, bans.Options{Ignore: ignoreList(cfg.Defaults.IgnoreIP), Own: ownAddrs(log)})
-	// Bans made before a restart are still in the kernel, expiring on their
-	// own: keep them in the book rather than leave a gap.
-	if held, err := backend.List(ctx); err != nil {
-		log.Warn("cannot read the bans the kernel holds", "err", err)
-	} else if n := book.Adopt(held, "restored"); n > 0 {
-		log.Info("kept bans found in the kernel", "count", n)
+	store := openStore(log, cfg.Daemon.StateDir)
+	esc, rec, maxAge := repeatPolicy(cfg)
+	bopts := bans.Options{Ignore: ignoreList(cfg.Defaults.IgnoreIP), Own: ownAddrs(log), Escalation: esc, Recidive: rec, HistoryMaxAge: maxAge}
+	if store != nil {
+		bopts.Journal = store
 	}
-	pipe, err := pipeline.New(log, cfg, book, pipeline.Options{MaxTracked: cfg.Daemon.MaxTracked})
+	book := bans.New(log, backend, bopts)
+	restoreBans(ctx, log, store, book, backend)
+	var pipe *pipeline.Pipeline
+	horizon := func() time.Time { return time.Now().Add(-pipe.LongestWindow()) }
+	pipe, err = pipeline.New(log, cfg, book, pipeline.Options{MaxTracked: cfg.Daemon.MaxTracked, Horizon: horizon})
 	if err != nil {
 		backend.Close()
+		if store != nil {
+			store.Close()
+		}
 		return nil, err
 	}
 	return &daemon{
-		log: log, flags: f, cfg: cfg, backend: backend, book: book, pipe: pipe,
-		started: time.Now(),
-		lines:   make(chan tailer.Line, 4096),
-		reloads: make(chan chan error),
-		notify:  newNotifier(log), metrics: met,
+		log: log, flags: f, cfg: cfg, backend: backend, book: book, pipe: pipe, store: store,
+		processed: make(map[string]int64),
+		started:   time.Now(),
+		lines:     make(chan tailer.Line, 4096),
+		reloads:   make(chan chan error),
+		notify:    newNotifier(log), metrics: met,
 	}, nil
 }
 
@@ -156,8 +169,17 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	defer stopMetrics()
 
+	defer func() {
+		if d.store != nil {
+			if err := d.store.Close(); err != nil {
+				d.log.Error("closing the state file", "err", err)
+			}
+		}
+	}()
+	saved := d.restoreCheckpoint()
+	d.catchUpRotated(ctx, saved)
 	d.mu.Lock()
-	d.startTailer(ctx, nil)
+	d.startTailer(ctx, resumePositions(saved))
 	d.mu.Unlock()
 	d.log.Info("band started", "version", buildinfo.Version(), "backend", d.backend.Name(),
 		"socket", d.cfg.Daemon.Socket, "sources", len(d.cfg.Sources), "jails", strings.Join(d.cfg.EnabledJails(), ","))
@@ -166,11 +188,20 @@ func (d *daemon) run(ctx context.Context) error {
 	defer stopWatchdog()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	flush := time.NewTicker(time.Second)
+	defer flush.Stop()
 	for {
 		select {
 		case l := <-d.lines:
 			d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
+			d.processed[l.File] = l.Offset
+		case <-flush.C:
+			if d.store != nil {
+				d.store.Flush()
+			}
 		case <-tick.C:
+			d.checkpoint()
+			d.book.PurgeHistory()
 			for _, b := range d.book.Expire() {
 				d.log.Info("ban expired", "addr", b.Prefix.String(), "jail", b.Jail)
 			}
@@ -199,7 +230,9 @@ func (d *daemon) run(ctx context.Context) error {
 				select {
 				case l := <-d.lines:
 					d.pipe.Line(context.Background(), l.Source, l.File, 0, l.Text)
+					d.processed[l.File] = l.Offset
 				default:
+					d.checkpoint()
 					d.log.Info("band stopped")
 					return nil
 				}
@@ -218,6 +251,7 @@ func (d *daemon) reload(ctx context.Context) error {
 		return err
 	}
 	d.book.SetPolicy(ignoreList(cfg.Defaults.IgnoreIP), ownAddrs(d.log))
+	d.book.SetRepeatPolicy(repeatPolicy(cfg))
 	d.mu.Lock()
 	old := d.cfg
 	d.cfg = cfg
@@ -285,6 +319,12 @@ func (d *daemon) List(jail, addr string) ([]control.Ban, error) {
 			return nil, err
 		}
 		match = p
+	}
+	// A ban is on disk before it is shown.
+	if d.store != nil {
+		if err := d.store.Flush(); err != nil {
+			d.log.Warn("listing bans not yet written to disk", "err", err)
+		}
 	}
 	out := []control.Ban{}
 	for _, b := range d.book.List() {
