@@ -17,6 +17,9 @@ func TestBuiltinRegexes(t *testing.T) {
 		case "path":
 			return j.Path
 		case "user_agent":
+			if re, ok := j.AnyFields[name]; ok {
+				return append(j.UserAgent, re)
+			}
 			return j.UserAgent
 		}
 		t.Fatalf("no field %q", name)

@@ -55,8 +55,9 @@ func mustLoad(t *testing.T, path string) *Config {
 
 func TestLoadEmbeddedDefault(t *testing.T) {
 	c := mustLoad(t, "")
-	want := []string{"apache-auth", "apache-badbots", "apache-botsearch", "apache-overflows",
-		"apache-shellshock", "http-flood", "http-site-flood"}
+	want := []string{"apache-auth", "apache-badbots", "apache-botsearch", "apache-noscript",
+		"apache-noscript-404", "apache-overflows", "apache-shellshock", "apache-shellshock-error",
+		"http-404-scan", "http-flood", "http-site-flood"}
 	if got := c.EnabledJails(); !slices.Equal(got, want) {
 		t.Errorf("EnabledJails() = %v, want %v", got, want)
 	}

@@ -149,7 +149,7 @@ func TestErrors(t *testing.T) {
 			name: "unknown source in an enabled jail",
 			main: sources + "[jail.apache-auth]\nenabled = true\n[jail.mine]\nenabled = true\nsources = [\"access\", \"acces\"]\nstatus = [403]\n",
 			want: []string{
-				`<builtin>:17: jail.apache-auth.sources: unknown source "error" (sources: access)`,
+				`<builtin>:24: jail.apache-auth.sources: unknown source "error" (sources: access)`,
 				`$D/band.toml:9: jail.mine.sources: unknown source "acces" (sources: access)`,
 			},
 		},
