@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/band-project/band/buildinfo.version=$(VERSION)
 ARGS    ?= --dry-run
 
-.PHONY: build run test test-deps vet bench fuzz clean
+.PHONY: build run test test-deps vet bench fuzz package clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/band ./cmd/bandctl
@@ -27,5 +27,9 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./apachelog
 
+# .deb and .rpm in dist/, versioned from git (scripts/package.sh).
+package:
+	GO=$(GO) ./scripts/package.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin build dist
