@@ -276,7 +276,7 @@ func (p *Pipeline) offend(ctx context.Context, js *jailState, o detector.Offence
 	if made {
 		js.bans.Add(1)
 		p.log.Info("ban", "addr", ban.Prefix.String(), "jail", j.Name, "ttl", j.BanTime.String(),
-			"count", o.Count, "line", ban.Reason)
+			"hits", o.Count, "line", ban.Reason)
 	}
 	if p.opts.OnVerdict != nil {
 		p.opts.OnVerdict(Verdict{Ban: ban, New: made, Offence: o})

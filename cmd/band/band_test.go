@@ -112,7 +112,7 @@ func TestDaemonWaitsForLogsThenBans(t *testing.T) {
 		lines = append(lines, authFailure("192.0.2.10", now.Add(time.Duration(i)*time.Second)))
 	}
 	appendLines(t, filepath.Join(logs, "error.log"), lines...)
-	band.WaitFor(t, "msg=ban", "addr=192.0.2.10", "jail=apache-auth", "ttl=10m0s", "count=5", "AH01618")
+	band.WaitFor(t, "msg=ban", "addr=192.0.2.10", "jail=apache-auth", "ttl=10m0s", "hits=5", "AH01618")
 
 	// A second access log matching the glob: a page flood is banned.
 	var flood []string
@@ -179,7 +179,7 @@ bantime = "1h"
 	for i := 3; i < 5; i++ {
 		appendLines(t, errlog, authFailure("192.0.2.20", now.Add(time.Duration(i)*time.Second)))
 	}
-	band.WaitFor(t, "msg=ban", "addr=192.0.2.20", "jail=apache-auth", "count=5")
+	band.WaitFor(t, "msg=ban", "addr=192.0.2.20", "jail=apache-auth", "hits=5")
 	for i := 0; i < 4; i++ {
 		appendLines(t, access, request("203.0.113.7", "/wp-login.php", now))
 	}
