@@ -62,8 +62,16 @@ type Status struct {
 	Started time.Time    `json:"started"`
 	Uptime  string       `json:"uptime"`
 	Backend string       `json:"backend"`
+	State   StateInfo    `json:"state"`
 	Sources []SourceInfo `json:"sources"`
 	Jails   []JailInfo   `json:"jails"`
+}
+
+// StateInfo describes the state file.
+type StateInfo struct {
+	Path  string    `json:"path,omitempty"`
+	Saved time.Time `json:"saved,omitempty"` // last checkpoint of positions and windows
+	Error string    `json:"error,omitempty"` // the last write error (a full disk), if any
 }
 
 // SourceInfo is one log source.

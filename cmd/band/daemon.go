@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type daemon struct {
 	// processed in each file, for checkpoints.
 	processed     map[string]int64
 	checkpointErr error
+	saved         atomic.Int64 // unix nanos of the last checkpoint written
 
 	mu       sync.Mutex // guards cfg and tail, swapped by reloads
 	cfg      *config.Config
@@ -199,8 +201,8 @@ func (d *daemon) run(ctx context.Context) error {
 			if d.store != nil {
 				d.store.Flush()
 			}
-		case <-tick.C:
 			d.checkpoint()
+		case <-tick.C:
 			d.book.PurgeHistory()
 			for _, b := range d.book.Expire() {
 				d.log.Info("ban expired", "addr", b.Prefix.String(), "jail", b.Jail)
@@ -429,6 +431,7 @@ func (d *daemon) Status() control.Status {
 		Started: d.started,
 		Uptime:  now.Sub(d.started).Round(time.Second).String(),
 		Backend: d.backend.Name(),
+		State:   d.stateInfo(),
 		Sources: []control.SourceInfo{},
 		Jails:   []control.JailInfo{},
 	}

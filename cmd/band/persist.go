@@ -16,6 +16,7 @@ import (
 
 	"github.com/band-project/band/bans"
 	"github.com/band-project/band/config"
+	"github.com/band-project/band/control"
 	"github.com/band-project/band/firewall"
 	"github.com/band-project/band/pipeline"
 	"github.com/band-project/band/state"
@@ -234,6 +235,24 @@ func (d *daemon) checkpoint() {
 		d.log.Error("cannot save log positions; lines may be read again after a restart", "err", err)
 	}
 	d.checkpointErr = err
+	if err == nil {
+		d.saved.Store(time.Now().UnixNano())
+	}
+}
+
+// stateInfo describes the state file for the status.
+func (d *daemon) stateInfo() control.StateInfo {
+	if d.store == nil {
+		return control.StateInfo{Error: "no state file: bans and positions do not survive a restart"}
+	}
+	si := control.StateInfo{Path: d.store.Path()}
+	if n := d.saved.Load(); n != 0 {
+		si.Saved = time.Unix(0, n)
+	}
+	if err := d.store.Err(); err != nil {
+		si.Error = err.Error()
+	}
+	return si
 }
 
 // restoreCheckpoint puts saved counters and windows back and returns the

@@ -310,7 +310,14 @@ func cmdStatus(ctx context.Context, args []string, global string, stdout, stderr
 		return printJSON(stdout, st)
 	}
 	if len(rest) == 0 {
-		fmt.Fprintf(stdout, "band %s, up %s, firewall %s\n\n", st.Version, st.Uptime, st.Backend)
+		fmt.Fprintf(stdout, "band %s, up %s, firewall %s\n", st.Version, st.Uptime, st.Backend)
+		switch {
+		case st.State.Error != "":
+			fmt.Fprintf(stdout, "state: %s: %s\n", st.State.Path, st.State.Error)
+		case !st.State.Saved.IsZero():
+			fmt.Fprintf(stdout, "state: %s, saved %s ago\n", st.State.Path, humanDuration(time.Since(st.State.Saved)))
+		}
+		fmt.Fprintln(stdout)
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SOURCE\tFILE\tLINES\tERRORS\tOFFSET\tLAG")
 		for _, s := range st.Sources {
