@@ -89,7 +89,9 @@ func TestMetricsAfterLines(t *testing.T) {
 	dir := t.TempDir()
 	band := cmdtest.Start(t, "band", "--config", writeMetricsConfig(t, dir))
 	url := metricsURL.FindStringSubmatch(band.WaitFor(t, "serving metrics"))[1]
-	band.WaitFor(t, "band started")
+	// The logs appear after band looked for them, so it reads them from the start.
+	band.WaitFor(t, "waiting for log file", "access.log")
+	band.WaitFor(t, "waiting for log file", "error.log")
 
 	logs := filepath.Join(dir, "logs")
 	os.MkdirAll(logs, 0o755)
@@ -127,7 +129,6 @@ func TestMetricsAfterLines(t *testing.T) {
 		`band_detector_evictions_total{jail="http-flood"}`:                          0,
 		`band_detector_evictions_total{jail="apache-auth"}`:                         0,
 		`band_firewall_operations_total{backend="dryrun",op="setup",result="ok"}`:   1,
-		`band_firewall_operations_total{backend="dryrun",op="list",result="ok"}`:    1,
 		`band_firewall_operations_total{backend="dryrun",op="ban",result="ok"}`:     2,
 		`band_firewall_operation_duration_seconds_count{backend="dryrun",op="ban"}`: 2,
 	}
@@ -142,6 +143,7 @@ func TestMetricsAfterLines(t *testing.T) {
 		`band_detector_tracked_keys{jail="apache-auth"}`,
 		fmt.Sprintf(`band_tail_lag_bytes{file=%q,source="access"}`, filepath.Join(logs, "access.log")),
 		fmt.Sprintf(`band_tail_lag_seconds{file=%q,source="error"}`, filepath.Join(logs, "error.log")),
+		`band_firewall_operations_total{backend="dryrun",op="list",result="ok"}`,
 		`go_goroutines`,
 		`process_resident_memory_bytes`,
 	} {
@@ -174,7 +176,7 @@ func TestMetricsOffByDefault(t *testing.T) {
 func TestJSONBanLog(t *testing.T) {
 	dir := t.TempDir()
 	band := cmdtest.Start(t, "band", "--config", writeConfig(t, dir, ""), "--log-format", "json")
-	band.WaitFor(t, `"msg":"band started"`)
+	band.WaitFor(t, `"msg":"waiting for log file"`, "error.log")
 	logs := filepath.Join(dir, "logs")
 	os.MkdirAll(logs, 0o755)
 	now := time.Now()
