@@ -61,7 +61,7 @@ func TestUnitSettings(t *testing.T) {
 		{"ProtectHome", "yes"},
 		{"PrivateTmp", "yes"},
 		{"RestrictAddressFamilies", "AF_UNIX AF_NETLINK AF_INET AF_INET6"},
-		{"SystemCallFilter", "@system-service ~@privileged @resources"},
+		{"SystemCallFilter", "@system-service ~@privileged @resources @chown"},
 	}
 	for _, tt := range tests {
 		if got := s[tt.key]; got != tt.want {
