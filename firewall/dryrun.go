@@ -43,7 +43,12 @@ func (d *DryRun) Ban(ctx context.Context, entries []Entry) error {
 	now := d.now()
 	for _, e := range entries {
 		d.entries[e.Prefix] = now.Add(e.TTL)
-		d.log.Info("would ban", "addr", e.Prefix.String(), "ttl", e.TTL.String())
+		if len(entries) <= 10 {
+			d.log.Info("would ban", "addr", e.Prefix.String(), "ttl", e.TTL.String())
+		}
+	}
+	if len(entries) > 10 {
+		d.log.Info("would ban", "count", len(entries), "first", entries[0].Prefix.String())
 	}
 	return nil
 }

@@ -212,11 +212,7 @@ func (s *Store) Flush() error {
 				}
 				continue
 			}
-			v, err := json.Marshal(b)
-			if err != nil {
-				return err
-			}
-			if err := bb.Put(k, v); err != nil {
+			if err := bb.Put(k, encodeBan(b)); err != nil {
 				return err
 			}
 		}
@@ -269,12 +265,15 @@ func (s *Store) Flush() error {
 func (s *Store) Bans() ([]bans.Ban, error) {
 	var out []bans.Ban
 	err := s.db.View(func(tx *bolt.Tx) error {
+		out = make([]bans.Ban, 0, tx.Bucket(bucketBans).Stats().KeyN)
 		return tx.Bucket(bucketBans).ForEach(func(k, v []byte) error {
-			var b bans.Ban
-			if err := json.Unmarshal(v, &b); err != nil {
+			p, ok := keyPrefix(k)
+			b, err := decodeBan(v)
+			if !ok || err != nil {
 				s.log.Warn("skipping an unreadable ban record", "err", err)
 				return nil
 			}
+			b.Prefix = p
 			out = append(out, b)
 			return nil
 		})

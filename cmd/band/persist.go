@@ -50,10 +50,13 @@ func repeatPolicy(cfg *config.Config) (bans.Escalation, []bans.Recidive, time.Du
 	return esc, rec, cfg.Daemon.HistoryMaxAge.D()
 }
 
-// restoreBans brings back the saved bans with their remaining time, keeps
-// any ban the kernel holds that the state file missed (a crash between the
-// kernel and the disk), and makes the kernel hold every one, without a
-// flush: there is no moment without protection.
+// restoreBans brings back the saved bans with their remaining time and
+// makes the kernel hold every one (one transaction, which also refreshes
+// timeouts), without a flush: there is no moment without protection. Then,
+// in the background, bans the kernel holds that the state file missed (a
+// crash between the kernel and the disk) are adopted into the book. Reading
+// a large kernel set back is slow (the kernel's set dump is quadratic), so
+// it does not hold up the start.
 func restoreBans(ctx context.Context, log *slog.Logger, store *state.Store, book *bans.Book, backend firewall.Backend) {
 	if store != nil {
 		saved, err := store.Bans()
@@ -65,32 +68,28 @@ func restoreBans(ctx context.Context, log *slog.Logger, store *state.Store, book
 			log.Error("cannot read ban history", "err", err)
 		}
 		if active := book.Restore(saved, hist); len(active) > 0 {
-			log.Info("restored bans", "count", len(active))
+			now := time.Now()
+			want := make([]firewall.Entry, 0, len(active))
+			for _, b := range active {
+				want = append(want, firewall.Entry{Prefix: b.Prefix, TTL: b.Expiry.Sub(now)})
+			}
+			if err := backend.Ban(ctx, want); err != nil {
+				log.Error("restoring bans in the kernel", "count", len(want), "err", err)
+			} else {
+				log.Info("restored bans", "count", len(active))
+			}
 		}
 	}
-	held, err := backend.List(ctx)
-	if err != nil {
-		log.Warn("cannot read the bans the kernel holds", "err", err)
-		held = nil
-	} else if n := book.Adopt(held, "restored"); n > 0 {
-		log.Info("kept bans found in the kernel", "count", n)
-	}
-	now := time.Now()
-	var want []firewall.Entry
-	for _, b := range book.List() {
-		want = append(want, firewall.Entry{Prefix: b.Prefix, TTL: b.Expiry.Sub(now)})
-	}
-	if held == nil && len(want) == 0 {
-		return
-	}
-	added, removed, err := firewall.Reconcile(ctx, backend, want)
-	if err != nil {
-		log.Error("reconciling bans with the kernel", "err", err)
-		return
-	}
-	if added+removed > 0 {
-		log.Info("reconciled bans with the kernel", "added", added, "removed", removed)
-	}
+	go func() {
+		held, err := backend.List(ctx)
+		if err != nil {
+			log.Warn("cannot read the bans the kernel holds", "err", err)
+			return
+		}
+		if n := book.Adopt(held, "restored"); n > 0 {
+			log.Info("kept bans found in the kernel but not in the state file", "count", n)
+		}
+	}()
 }
 
 // firstLineHash hashes a file's first line (at most 4 KiB), to tell a file

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,7 +108,22 @@ type Proc struct {
 // the test ends.
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(Build(t), bin), args...)
+	return StartCommand(t, append([]string{filepath.Join(Build(t), bin)}, args...)...)
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (p *Proc) Stop(t testing.TB) int {
+	t.Helper()
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	return p.Wait(t)
+}
+
+// StartCommand starts argv (e.g. "ip netns exec NS band …"); the process is
+// killed when the test ends.
+func StartCommand(t testing.TB, argv ...string) *Proc {
+	t.Helper()
+	bin := filepath.Base(argv[0])
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
