@@ -394,18 +394,23 @@ func (b *Book) Ban(ctx context.Context, r Request) (Ban, bool, error) {
 	b.put(ban)
 	b.total[jail]++
 	c := *ban
+	// Journaled under the lock, so whoever sees the ban in List can make it
+	// durable by flushing the journal afterwards.
+	if b.journal != nil {
+		b.journal.PutBan(c)
+	}
 	b.mu.Unlock()
 
 	if err := b.backend.Ban(ctx, []firewall.Entry{{Prefix: p, TTL: dur}}); err != nil {
 		b.mu.Lock()
 		if b.active[p] == ban {
 			b.drop(p)
+			if b.journal != nil {
+				b.journal.DeleteBan(p)
+			}
 		}
 		b.mu.Unlock()
 		return Ban{}, false, err
-	}
-	if b.journal != nil {
-		b.journal.PutBan(c)
 	}
 	return c, true, nil
 }

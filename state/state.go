@@ -72,6 +72,7 @@ type Store struct {
 	db   *bolt.DB
 	path string
 
+	flushMu sync.Mutex // serialises Flush
 	mu      sync.Mutex
 	bans    map[netip.Prefix]*bans.Ban // nil value: delete
 	history map[netip.Prefix][]bans.Offence
@@ -193,6 +194,10 @@ func (s *Store) Err() error {
 // Flush writes queued ban changes in one transaction. On failure (a full
 // disk) the changes stay queued, in memory, for the next Flush.
 func (s *Store) Flush() error {
+	// One flush at a time: a Flush that returns has written everything
+	// queued before it was called, even what another Flush had taken.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	if len(s.bans) == 0 && len(s.history) == 0 {
 		s.mu.Unlock()

@@ -322,14 +322,16 @@ func (d *daemon) List(jail, addr string) ([]control.Ban, error) {
 		}
 		match = p
 	}
-	// A ban is on disk before it is shown.
+	// A ban is on disk before it is shown: every ban in this list was
+	// journaled before the list was taken, and the flush writes it.
+	listed := d.book.List()
 	if d.store != nil {
 		if err := d.store.Flush(); err != nil {
 			d.log.Warn("listing bans not yet written to disk", "err", err)
 		}
 	}
 	out := []control.Ban{}
-	for _, b := range d.book.List() {
+	for _, b := range listed {
 		if jail != "" && b.Jail != jail {
 			continue
 		}
