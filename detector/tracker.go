@@ -28,12 +28,13 @@ type tracker struct {
 type entry struct {
 	key        rules.Key
 	last       int64 // newest hit
+	moved      int64 // time of the hit that last moved it to the list's head
 	ts         []int64
-	start, n   int // ring: oldest at ts[start], n times
+	start, n   int // ring (a power of two long): oldest at ts[start], n times
 	prev, next int32
 }
 
-func (e *entry) at(k int) int64 { return e.ts[(e.start+k)%len(e.ts)] }
+func (e *entry) at(k int) int64 { return e.ts[(e.start+k)&(len(e.ts)-1)] }
 
 func newTracker(limit int, span time.Duration, maxKeys int) *tracker {
 	return &tracker{
@@ -53,10 +54,16 @@ func (tr *tracker) hit(key rules.Key, t int64) (int, bool) {
 	i, ok := tr.index[key]
 	if !ok {
 		i = tr.alloc(key)
-	} else {
+		tr.pushFront(i)
+		tr.entries[i].moved = t
+	} else if e := &tr.entries[i]; t-e.moved > tr.span/8 {
+		// Moving a key to the head on every hit costs more than the hit;
+		// within an eighth of the window the order is close enough for
+		// choosing the stalest key.
 		tr.unlink(i)
+		tr.pushFront(i)
+		e.moved = t
 	}
-	tr.pushFront(i)
 	e := &tr.entries[i]
 	if t > e.last {
 		e.last = t
@@ -66,7 +73,7 @@ func (tr *tracker) hit(key rules.Key, t int64) (int, bool) {
 	// writes it at its end), so the window ends at the newest time seen.
 	cutoff := e.last - tr.span
 	for e.n > 0 && e.ts[e.start] <= cutoff {
-		e.start = (e.start + 1) % len(e.ts)
+		e.start = (e.start + 1) & (len(e.ts) - 1)
 		e.n--
 	}
 	if t <= cutoff {
@@ -75,17 +82,17 @@ func (tr *tracker) hit(key rules.Key, t int64) (int, bool) {
 	if e.n == len(e.ts) {
 		e.grow(tr.limit)
 	}
-	if e.n == len(e.ts) { // full at limit: the oldest gives way
-		e.start = (e.start + 1) % len(e.ts)
+	if e.n >= tr.limit { // full at limit: the oldest gives way
+		e.start = (e.start + 1) & (len(e.ts) - 1)
 		e.n--
 	}
 	// Keep the ring in time order, a late time slotted behind newer ones,
 	// so that the window's oldest hit is always the first to leave it.
 	k := e.n
 	for ; k > 0 && e.at(k-1) > t; k-- {
-		e.ts[(e.start+k)%len(e.ts)] = e.at(k - 1)
+		e.ts[(e.start+k)&(len(e.ts)-1)] = e.at(k - 1)
 	}
-	e.ts[(e.start+k)%len(e.ts)] = t
+	e.ts[(e.start+k)&(len(e.ts)-1)] = t
 	e.n++
 	if e.n >= tr.limit {
 		n := e.n
@@ -96,17 +103,15 @@ func (tr *tracker) hit(key rules.Key, t int64) (int, bool) {
 	return e.n, false
 }
 
-// grow doubles the ring up to limit, keeping the times in order.
+// grow doubles the ring, up to the power of two that holds limit times,
+// keeping the times in order.
 func (e *entry) grow(limit int) {
+	if len(e.ts) >= limit {
+		return
+	}
 	size := 2 * len(e.ts)
 	if size < 4 {
 		size = 4
-	}
-	if size > limit {
-		size = limit
-	}
-	if size <= len(e.ts) {
-		return
 	}
 	ts := make([]int64, size)
 	for k := 0; k < e.n; k++ {

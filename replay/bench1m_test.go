@@ -76,28 +76,34 @@ func writeCombined(tb testing.TB, n int) string {
 }
 
 // BenchmarkReplay1M replays a 1M-line combined log through every jail of
-// the default configuration. Run it on one core:
+// the default configuration, read as the daemon reads it (format
+// "combined", as configured for the access log) and as `bandctl test`
+// reads it by default ("auto"). Run it on one core:
 //
-//	go test -run '^$' -bench Replay1M -benchtime 1x -cpu 1 ./replay
+//	go test -run '^$' -bench Replay1M -benchtime 3x -cpu 1 ./replay
 func BenchmarkReplay1M(b *testing.B) {
 	const n = 1_000_000
 	file := writeCombined(b, n)
-	var lines uint64
-	for b.Loop() {
-		cfg, err := config.Load("")
-		if err != nil {
-			b.Fatal(err)
-		}
-		rep, err := Run(context.Background(), cfg, []string{file}, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if rep.ParseErrors != 0 || len(rep.Bans) == 0 {
-			b.Fatalf("%d parse errors, %d bans", rep.ParseErrors, len(rep.Bans))
-		}
-		lines = rep.Lines
+	for _, format := range []string{"combined", "auto"} {
+		b.Run(format, func(b *testing.B) {
+			var lines uint64
+			for b.Loop() {
+				cfg, err := config.Load("")
+				if err != nil {
+					b.Fatal(err)
+				}
+				rep, err := Run(context.Background(), cfg, []string{file}, Options{Format: format})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.ParseErrors != 0 || len(rep.Bans) == 0 {
+					b.Fatalf("%d parse errors, %d bans", rep.ParseErrors, len(rep.Bans))
+				}
+				lines = rep.Lines
+			}
+			per := float64(b.Elapsed().Nanoseconds()) / float64(lines) / float64(b.N)
+			b.ReportMetric(per, "ns/line")
+			b.ReportMetric(1e9/per, "lines/s")
+		})
 	}
-	per := float64(b.Elapsed().Nanoseconds()) / float64(lines) / float64(b.N)
-	b.ReportMetric(per, "ns/line")
-	b.ReportMetric(1e9/per, "lines/s")
 }

@@ -2,9 +2,11 @@ package rules
 
 import (
 	"bytes"
+	"hash/maphash"
 	"regexp"
 	"regexp/syntax"
 	"slices"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/band-project/band/apachelog"
@@ -253,6 +255,8 @@ func requiredLiteral(expr string) []byte {
 // passing the filter look the words up. Shorter words use a table of their
 // first two bytes.
 type wordSet struct {
+	seed   maphash.Seed
+	memo   [1024]atomic.Uint64  // hash of a field with its low bit set to the answer
 	quads  [1 << 16 / 64]uint64 // filter over hashes of the first four bytes
 	byQuad map[uint32][][]byte  // lower-cased words by their first four bytes
 	pairs  [1 << 16 / 64]uint64 // bitset of short words' first two bytes
@@ -261,7 +265,7 @@ type wordSet struct {
 }
 
 func newWordSet(words []string) *wordSet {
-	w := &wordSet{byQuad: make(map[uint32][][]byte), byTwo: make(map[[2]byte][][]byte)}
+	w := &wordSet{seed: maphash.MakeSeed(), byQuad: make(map[uint32][][]byte), byTwo: make(map[[2]byte][][]byte)}
 	for _, s := range words {
 		b := bytes.ToLower([]byte(s))
 		switch {
@@ -292,7 +296,26 @@ func lower(c byte) byte {
 	return c
 }
 
+// match reports whether b holds any of the words. User agents repeat line
+// after line, so answers are remembered by a hash of the field in a small
+// direct-mapped table (atomic, so the set stays safe for concurrent use):
+// a repeated agent costs one hash instead of a scan.
 func (w *wordSet) match(b []byte) bool {
+	h := maphash.Bytes(w.seed, b) &^ 1
+	slot := &w.memo[h%uint64(len(w.memo))]
+	if v := slot.Load(); v&^1 == h && v != 0 {
+		return v&1 == 1
+	}
+	found := w.scan(b)
+	v := h
+	if found {
+		v |= 1
+	}
+	slot.Store(v)
+	return found
+}
+
+func (w *wordSet) scan(b []byte) bool {
 	for _, s := range w.short {
 		for _, c := range b {
 			if lower(c) == s[0] {
