@@ -70,11 +70,20 @@ type harness struct {
 
 func start(t *testing.T, m mode, sources []Source, opts Options) *harness {
 	t.Helper()
+	return startWith(t, m, sources, opts, nil)
+}
+
+// startWith is start with a hook to adjust the Tailer before Run.
+func startWith(t *testing.T, m mode, sources []Source, opts Options, adjust func(*Tailer)) *harness {
+	t.Helper()
 	o := m.opts
 	o.Start, o.MaxLineLen, o.RotatedGrace = opts.Start, opts.MaxLineLen, opts.RotatedGrace
 	rec := &recorder{}
 	o.Logger = slog.New(rec)
 	h := &harness{t: t, tl: New(sources, o), out: make(chan Line, 64), rec: rec, manual: m.manual}
+	if adjust != nil {
+		adjust(h.tl)
+	}
 	h.run()
 	t.Cleanup(h.stop)
 	return h

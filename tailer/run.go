@@ -30,7 +30,15 @@ type run struct {
 	log *slog.Logger
 	buf []byte
 
-	watcher *fsnotify.Watcher
+	inotify  bool
+	watches  map[fileID]*fileWatch   // change notifications of followed files
+	exists   map[string]*existsWatch // literal paths waited for
+	stale    map[string]bool         // paths whose BlockUntilExists failed
+	found    map[string]bool         // paths whose BlockUntilExists returned, not followed since
+	wake     chan struct{}           // a followed file changed
+	appeared chan struct{}           // a waited-for path names a file
+
+	watcher *fsnotify.Watcher // directories of glob sources
 	watched map[string]bool   // directories under watch
 	waiting map[string]bool   // sources logged as waiting for a file
 	retired map[fileKey]int64 // rotated files closed after their grace, still matched by a glob
@@ -40,15 +48,21 @@ type run struct {
 
 func newRun(t *Tailer, ctx context.Context, out chan<- Line) *run {
 	r := &run{
-		t:       t,
-		ctx:     ctx,
-		out:     out,
-		log:     t.log,
-		buf:     make([]byte, max(t.opts.MaxLineLen+1, 64<<10)),
-		watched: make(map[string]bool),
-		waiting: make(map[string]bool),
-		retired: make(map[fileKey]int64),
-		saved:   make(map[string]Position),
+		t:        t,
+		ctx:      ctx,
+		out:      out,
+		log:      t.log,
+		buf:      make([]byte, max(t.opts.MaxLineLen+1, 64<<10)),
+		watches:  make(map[fileID]*fileWatch),
+		exists:   make(map[string]*existsWatch),
+		stale:    make(map[string]bool),
+		found:    make(map[string]bool),
+		wake:     make(chan struct{}, 1),
+		appeared: make(chan struct{}, 1),
+		watched:  make(map[string]bool),
+		waiting:  make(map[string]bool),
+		retired:  make(map[fileKey]int64),
+		saved:    make(map[string]Position),
 	}
 	t.mu.Lock()
 	for _, p := range t.saved {
@@ -66,13 +80,15 @@ func (r *run) loop() error {
 		every  = r.t.opts.PollInterval
 	)
 	if !r.t.opts.Poll {
+		// This watcher is also the probe for nxadm/tail's shared inotify
+		// tracker, which exits the process if it cannot get an instance.
 		w, err := fsnotify.NewWatcher()
 		if err != nil {
 			r.log.Warn("inotify unavailable, polling", "err", err, "interval", every)
 		} else {
-			r.watcher = w
+			r.watcher, r.inotify = w, true
 			events, errs = w.Events, w.Errors
-			every = safetyTick
+			every = r.t.safety
 		}
 	}
 	tick := time.NewTicker(every)
@@ -81,20 +97,27 @@ func (r *run) loop() error {
 	defer rescan.Stop()
 
 	r.scan(true)
-	for {
-		if err := r.pass(); err != nil {
-			return nil // only a done ctx stops a pass
+	for read := true; ; {
+		if read {
+			if err := r.pass(); err != nil {
+				return nil // only a done ctx stops a pass
+			}
 		}
+		read = true
 		scan := false
 		select {
 		case <-r.ctx.Done():
 			return nil
+		case <-r.wake:
+		case <-r.appeared:
+			scan = true
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
 				continue
 			}
 			scan = r.event(ev)
+			read = scan // writes are announced by the files' own watches
 		coalesce: // one pass for a burst of events
 			for range 1024 {
 				select {
@@ -104,6 +127,7 @@ func (r *run) loop() error {
 						break coalesce
 					}
 					scan = r.event(ev) || scan
+					read = read || scan
 				default:
 					break coalesce
 				}
@@ -139,11 +163,12 @@ func (r *run) event(ev fsnotify.Event) bool {
 }
 
 // close saves the positions of the files followed under their own path and
-// closes every file and the watcher.
+// closes every file and watch.
 func (r *run) close() {
 	if r.watcher != nil {
 		r.watcher.Close()
 	}
+	r.stopWatches()
 	r.t.mu.Lock()
 	defer r.t.mu.Unlock()
 	var saved []Position
@@ -183,6 +208,7 @@ func (r *run) scan(initial bool) {
 		}
 	}
 	r.watchDirs()
+	r.watchNew()
 }
 
 func (r *run) primary(source, path string) *follower {
@@ -233,6 +259,7 @@ func (r *run) open(source, path string, initial bool, seen map[fileKey]bool) (*f
 	r.t.mu.Lock()
 	r.t.followers = append(r.t.followers, f)
 	r.t.mu.Unlock()
+	r.watchFile(f)
 	r.log.Info("following log file", "source", source, "path", path,
 		"inode", f.id.ino, "offset", f.offset.Load(), "from", how)
 	return f, true
@@ -341,6 +368,7 @@ func (r *run) checkPath(f *follower, now time.Time) error {
 		"inode", f.id.ino, "offset", f.offset.Load(), "size", f.size.Load())
 	if err != nil {
 		r.gone = true // a later scan picks up a new file
+		r.watchNew()
 		return nil
 	}
 	if nf, _ := r.open(f.source, f.path, false, make(map[fileKey]bool)); nf != nil {
@@ -355,6 +383,7 @@ func (r *run) retire(f *follower) {
 	if fi, err := f.f.Stat(); err == nil && links(fi) > 0 {
 		r.retired[f.key()] = f.offset.Load()
 	} // else removed: its inode may be reused by a new file
+	r.unwatchFile(f)
 	f.f.Close()
 	r.t.mu.Lock()
 	r.t.followers = slices.DeleteFunc(r.t.followers, func(g *follower) bool { return g == f })
@@ -363,15 +392,18 @@ func (r *run) retire(f *follower) {
 		"inode", f.id.ino, "offset", f.offset.Load())
 }
 
-// watchDirs adds an inotify watch on each source's directory not yet
-// watched; missing directories are tried again at the next scan.
+// watchDirs adds an inotify watch on the directory of each glob source not
+// yet watched; missing directories are tried again at the next scan.
 func (r *run) watchDirs() {
 	if r.watcher == nil {
 		return
 	}
 	for _, s := range r.t.sources {
+		if !isGlob(s.Path) {
+			continue // literal paths: watchNew
+		}
 		dirs := []string{filepath.Dir(s.Path)}
-		if strings.ContainsAny(dirs[0], `*?[\`) {
+		if isGlob(dirs[0]) {
 			dirs, _ = filepath.Glob(dirs[0])
 		}
 		for _, d := range dirs {
@@ -384,3 +416,5 @@ func (r *run) watchDirs() {
 		}
 	}
 }
+
+func isGlob(path string) bool { return strings.ContainsAny(path, `*?[\`) }

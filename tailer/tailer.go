@@ -38,14 +38,53 @@
 //     before the offset agree; a new file reusing a deleted file's inode
 //     could pass that check.
 //
-// The reading core is the tailer's own rather than github.com/nxadm/tail:
-// v1.4.11 reopens a renamed file without draining the old descriptor, so
-// lines written to it between its last read and the rename are lost (see
-// TestNxadmTailRenameProbe); it detects truncation only when the size falls
-// below its last stat, accumulates a line of any length in memory, and exits
-// the process (util.Fatal) on some stat errors.
-// Change notifications use fsnotify (inotify), as nxadm/tail does, with
-// polling as an option and a slow safety tick in both modes.
+// What comes from github.com/nxadm/tail (v1.4.11) and what is band's own:
+//
+//   - Change notifications are nxadm/tail's watch package. Each followed
+//     file (device+inode) has a watch.FileWatcher whose ChangeEvents
+//     (Modified, Truncated, Deleted) wake the reader. Under inotify it is an
+//     InotifyFileWatcher on a /proc/self/fd link to a second descriptor of
+//     the file: nxadm keys its process-wide inotify tracker by name, so a
+//     name only the tailer uses cannot share a registration with another
+//     file (the next file at the same path, another Tailer), and the watch
+//     stays on the file after a rename or unlink, announcing late writes to
+//     a rotated file; after Deleted (a rename) it is started again. With
+//     Options.Poll it is a PollingFileWatcher on the path, which polls every
+//     watch.POLL_DURATION (250ms, a process global band leaves alone) and
+//     ends at the first rename or removal. A literal source path that names
+//     no file is waited for with the same watcher's BlockUntilExists.
+//   - The reading is band's own: each wake-up drains every followed file
+//     with ReadAt into one buffer, checks the path's device+inode and the
+//     byte before the offset, and handles rotation and truncation as above.
+//     nxadm/tail's Tail reopens a renamed file without draining the old
+//     descriptor, so lines written to it between its last read and the
+//     rename are lost (see TestNxadmTailRenameProbe); it detects truncation
+//     only when the size falls below its last stat, and accumulates a line
+//     of any length in memory.
+//   - New files of glob sources come from an fsnotify watch on their
+//     directories (Create events): nxadm's watchers only follow one named
+//     file (BlockUntilExists matches one exact name). That fsnotify
+//     instance is created first and also probes inotify: nxadm's tracker
+//     exits the process if it cannot create its own, so without inotify
+//     the tailer polls instead of calling it.
+//   - A tick stays as a safety net for lost notifications (queue overflow,
+//     a watch limit reached; nxadm logs these to stderr itself): every
+//     second under inotify, every Options.PollInterval when polling, and
+//     globs are expanded again every Options.Rescan.
+//
+// Limits of nxadm/tail/watch that remain: on a stat error other than "does
+// not exist" for a watched name its goroutines call util.Fatal, which exits
+// the process (the name is a descriptor link under inotify, so only a
+// failing stat of an open file); when it stops, nxadm's goroutine drops its
+// registration asynchronously, so the tailer waits for watch.Events to
+// forget the name before it closes the descriptor the name points to; a
+// polling goroutine ends up to POLL_DURATION after the tailer stops; two
+// descriptors of one inode share one kernel watch, so a file matched by two
+// sources is watched once; a BlockUntilExists that fails to register leaves
+// an entry in the tracker, which is cleared by watching that path again.
+// watch.Cleanup is not called: the ChangeEvents goroutine removes its own
+// registration, and a second removal would leave the name's count at -1,
+// so that the next watch under that name would never reach the kernel.
 package tailer
 
 import (
@@ -110,11 +149,15 @@ type Stats struct {
 type Options struct {
 	Logger *slog.Logger
 	// Rescan is how often source globs are expanded again to find new files.
-	// Under inotify, creations in a watched directory trigger a rescan at
-	// once; when polling, sources without any file are looked for at every
+	// Under inotify, creations in a glob's directory trigger a rescan at
+	// once; a missing literal path is waited for by nxadm/tail's
+	// BlockUntilExists (under Poll, checked every watch.POLL_DURATION);
+	// when polling, sources without any file are also looked for at every
 	// poll.
 	Rescan time.Duration
-	// Poll disables inotify: files are checked every PollInterval.
+	// Poll disables inotify: nxadm/tail's polling watcher checks each file
+	// under its path every watch.POLL_DURATION (250ms), and every file is
+	// read at least every PollInterval.
 	Poll         bool
 	PollInterval time.Duration
 	// Start, if set, gives a saved position for a file seen for the first
@@ -141,6 +184,7 @@ type Tailer struct {
 
 	rescanReq chan struct{}
 	running   atomic.Bool
+	safety    time.Duration // safetyTick; longer in tests proving the notifications alone suffice
 
 	mu        sync.Mutex
 	followers []*follower // written by Run under mu
@@ -171,6 +215,7 @@ func New(sources []Source, opts Options) *Tailer {
 		opts:      opts,
 		log:       opts.Logger.With("component", "tailer"),
 		rescanReq: make(chan struct{}, 1),
+		safety:    safetyTick,
 	}
 }
 
