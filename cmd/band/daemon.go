@@ -157,14 +157,17 @@ func (d *daemon) run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// Without its control socket band still bans: bandctl cannot reach it,
+	// but the server stays protected.
+	served := make(chan error, 1)
 	srv, err := control.Listen(d.log, d, control.Options{Socket: d.cfg.Daemon.Socket, Group: d.cfg.Daemon.SocketGroup})
 	if err != nil {
-		return fmt.Errorf("starting the control API: %w", err)
+		d.log.Error("control API unavailable; bandctl cannot reach this band", "socket", d.cfg.Daemon.Socket, "err", err)
+	} else {
+		sctx, stopServer := context.WithCancel(ctx)
+		go func() { served <- srv.Serve(sctx) }()
+		defer func() { stopServer(); <-served }()
 	}
-	sctx, stopServer := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx) }()
-	defer func() { stopServer(); <-served }()
 	stopMetrics, err := d.serveMetrics()
 	if err != nil {
 		return err
