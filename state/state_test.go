@@ -158,3 +158,18 @@ func BenchmarkRestore100k(b *testing.B) {
 		s.Close()
 	}
 }
+
+func TestUnreadableFileIsNotMovedAside(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	os.WriteFile(path, nil, 0o000)
+	if _, err := Open(discard, dir); err == nil {
+		t.Fatal("opened a file without permission")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the file was moved: %v", err)
+	}
+}
