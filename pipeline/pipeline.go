@@ -4,9 +4,11 @@
 package pipeline
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -372,4 +374,36 @@ func truncate(b []byte, n int) string {
 func Check(cfg *config.Config) error {
 	p := &Pipeline{opts: Options{Location: time.Local}, det: detector.New(1)}
 	return p.Reload(cfg)
+}
+
+// Feed reads r to its end, line by line, into the named source, numbering
+// lines from 1 for matches; it returns the number of lines read. A line
+// longer than 1 MiB is counted as a parse error and skipped; an unfinished
+// last line (no newline yet) is read too.
+func (p *Pipeline) Feed(ctx context.Context, source, file string, r io.Reader) (int, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			p.Line(ctx, source, file, n, nil)
+			continue
+		}
+		if len(line) > 0 {
+			p.Line(ctx, source, file, n, line) // the parser drops the newline
+		} else {
+			n--
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("reading %s: %w", file, err)
+		}
+		if n%4096 == 0 && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+	}
 }

@@ -4,11 +4,9 @@
 package replay
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -137,30 +135,8 @@ func replayFile(ctx context.Context, p *pipeline.Pipeline, name string) error {
 		return fmt.Errorf("reading log: %w", err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	for n := 1; ; n++ {
-		line, err := r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// An absurdly long line: count it as a line, skip the rest of it.
-			for err == bufio.ErrBufferFull {
-				_, err = r.ReadSlice('\n')
-			}
-			p.Line(ctx, "replay", name, n, nil)
-			continue
-		}
-		if len(line) > 0 {
-			p.Line(ctx, "replay", name, n, trimEOL(line))
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", name, err)
-		}
-		if n%4096 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
+	_, err = p.Feed(ctx, "replay", name, f)
+	return err
 }
 
 // prefixString writes a single address without its length, a wider
@@ -170,16 +146,6 @@ func prefixString(p netip.Prefix) string {
 		return p.Addr().String()
 	}
 	return p.String()
-}
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
 }
 
 func selectJails(cfg *config.Config, names []string) error {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -178,26 +176,7 @@ func (d *daemon) readFrom(ctx context.Context, source, label, path string, off i
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return 0, err
 	}
-	r := bufio.NewReaderSize(f, 64<<10)
-	n := 0
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			for errors.Is(err, bufio.ErrBufferFull) {
-				_, err = r.ReadSlice('\n')
-			}
-			continue
-		}
-		if err != nil {
-			return n, nil // EOF: an unfinished last line is not a line
-		}
-		line = line[:len(line)-1]
-		if k := len(line); k > 0 && line[k-1] == '\r' {
-			line = line[:k-1]
-		}
-		d.pipe.Line(ctx, source, label, 0, line)
-		n++
-	}
+	return d.pipe.Feed(ctx, source, label, f)
 }
 
 // checkpoint saves the position after the last line processed in each file,
