@@ -24,6 +24,11 @@ type daemon struct {
 
 func startBand(t *testing.T, extra string) *daemon {
 	t.Helper()
+	return startBandGroup(t, "root", extra)
+}
+
+func startBandGroup(t *testing.T, group, extra string) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Dir(dir), 0o755) // so other users can reach the socket
@@ -33,6 +38,7 @@ func startBand(t *testing.T, extra string) *daemon {
 	cfg := fmt.Sprintf(`
 [daemon]
 socket = %q
+socket_group = %q
 state_dir = %q
 
 [firewall]
@@ -49,7 +55,7 @@ format = "combined"
 
 [jail.http-flood]
 enabled = true
-%s`, d.socket, dir, d.access, extra)
+%s`, d.socket, group, dir, d.access, extra)
 	os.WriteFile(d.config, []byte(cfg), 0o644)
 	d.proc = cmdtest.Start(t, "band", "--config", d.config)
 	d.proc.WaitFor(t, "band started")
@@ -259,5 +265,35 @@ func TestControlRefusesOtherUsers(t *testing.T) {
 	}
 	if r := d.ctl(t, "list"); !strings.Contains(r.Stdout, "192.0.2.50") || strings.Contains(r.Stdout, "192.0.2.51") {
 		t.Errorf("a refused peer changed the bans:\n%s", r.Stdout)
+	}
+}
+
+func TestControlAllowsGroupMembers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run bandctl as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	g, err := user.LookupGroupId(nobody.Gid)
+	if err != nil {
+		t.Skip("nobody has no group")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	d := startBandGroup(t, g.Name, "")
+	fi, _ := os.Stat(d.socket)
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket group %d mode %v, want %d and 0660", st.Gid, fi.Mode().Perm(), gid)
+	}
+	bin := filepath.Join(cmdtest.Build(t), "bandctl")
+	os.Chmod(filepath.Dir(bin), 0o755)
+	for _, args := range [][]string{{"ban", "192.0.2.60"}, {"unban", "192.0.2.60"}, {"reload"}} {
+		cmd := exec.Command(bin, append([]string{"--socket", d.socket}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("a member of group %s: bandctl %v: %v %s", g.Name, args, err, out)
+		}
 	}
 }
