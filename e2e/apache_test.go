@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(cmdtest.Main(m)) }
 // connection and asking for a page or an asset about once a second. Sized
 // for a 2-core machine that also runs the clients under the race detector.
 const (
-	legitUsers = 300
+	legitUsers = 400
 	legitPace  = time.Second
 )
 

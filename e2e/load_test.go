@@ -139,8 +139,11 @@ func runLegit(ns *netnstest.NS, addrs []netip.Addr, users int, pace time.Duratio
 	return wg.Wait
 }
 
-// maxLegitRequests bounds one user's requests, whatever happens to stop.
-const maxLegitRequests = 2000
+// A user's requests are bounded, whatever happens to stop.
+const (
+	maxLegitRequests = 2000
+	maxLegitTime     = 3 * time.Minute
+)
 
 func legitUser(ns *netnstest.NS, local netip.Addr, seed uint64, pace time.Duration, stop <-chan struct{}, st *legitStats) {
 	c := newClient(ns, local, 1, 10*time.Second)
@@ -148,11 +151,15 @@ func legitUser(ns *netnstest.NS, local netip.Addr, seed uint64, pace time.Durati
 	rng := rand.New(rand.NewPCG(seed, 8))
 	timer := time.NewTimer(rand.N(pace)) // users arrive spread over one pace
 	defer timer.Stop()
+	end := time.Now().Add(maxLegitTime)
 	for n := range maxLegitRequests {
 		select {
 		case <-stop:
 			return
 		case <-timer.C:
+		}
+		if time.Now().After(end) {
+			return
 		}
 		path := pages[rng.IntN(len(pages))]
 		if rng.IntN(2) == 0 {
@@ -183,6 +190,7 @@ type attack struct {
 	run   func(a *attack, stop <-chan struct{})
 
 	first    time.Time // its first request
+	end      time.Time // it stops by then, banned or not
 	sent     atomic.Int64
 	statuses sync.Map // status code → *atomic.Int64
 	done     chan struct{}
@@ -207,11 +215,15 @@ func (a *attack) count(status int) int64 {
 func (a *attack) start(stop <-chan struct{}) {
 	a.done = make(chan struct{})
 	a.first = time.Now()
+	a.end = a.first.Add(maxAttackTime)
 	go func() {
 		defer close(a.done)
 		a.run(a, stop)
 	}()
 }
+
+// maxAttackTime bounds an attack that band fails to stop.
+const maxAttackTime = 20 * time.Second
 
 // flood hammers one page from workers keep-alive connections, as fast as
 // they go, up to max requests; a worker gives up after two requests in a
@@ -226,7 +238,7 @@ func flood(path string, workers, max int) func(*attack, <-chan struct{}) {
 			go func() {
 				defer wg.Done()
 				fails := 0
-				for fails < 2 && a.sent.Add(1) <= int64(max) {
+				for fails < 2 && time.Now().Before(a.end) && a.sent.Add(1) <= int64(max) {
 					select {
 					case <-stop:
 						return
@@ -254,7 +266,7 @@ func sequence(max int, pause time.Duration, agent string, next func(i int) (path
 		c := attackClient(a.ns, a.addr, 1, time.Second)
 		defer c.CloseIdleConnections()
 		fails := 0
-		for i := 0; i < max && fails < 2; i++ {
+		for i := 0; i < max && fails < 2 && time.Now().Before(a.end); i++ {
 			if i > 0 {
 				select {
 				case <-stop:

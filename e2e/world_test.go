@@ -198,8 +198,10 @@ func (w *world) startApache() {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that the children are found and ended too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Apache's children outlive a parent killed by SIGKILL; in a PID
+	// namespace of its own, the parent is init and they die with it.
+	cmd.SysProcAttr = daemonAttr()
+	cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting apache2: %v", err)
 	}
@@ -345,7 +347,9 @@ bantime = "1h"
 	if err := os.WriteFile(filepath.Join(w.dir, "jail.d", "short-bans.toml"), []byte(short), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w.band = startProc(t, w.server.Command(filepath.Join(w.bin, "band"), "--config", path))
+	cmd := w.server.Command(filepath.Join(w.bin, "band"), "--config", path)
+	cmd.SysProcAttr = daemonAttr()
+	w.band = startProc(t, cmd)
 	w.band.waitFor(t, 20*time.Second, func(e logEntry) bool { return e.Msg == "band started" })
 	for _, f := range []string{"access.log", "error.log"} {
 		w.band.waitFor(t, 20*time.Second, func(e logEntry) bool {
@@ -358,6 +362,16 @@ bantime = "1h"
 const shortBanD = 8 * time.Second
 
 var shortBan = fmt.Sprintf("%ds", int(shortBanD/time.Second))
+
+// daemonAttr puts a daemon the test starts in a process group of its own,
+// so that its children are found and ended too, and has the kernel kill it
+// if the test binary dies without cleaning up (killed, or timed out). The
+// signal is tied to the thread that forks; Go keeps its threads, except one
+// left locked in a namespace it could not leave (netnstest.Do), which is
+// discarded and would end the daemon early: a failure, not a leak.
+func daemonAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
 
 // dial opens and closes a TCP connection from local (an address of ns) to
 // the server, in local's family, within timeout.
@@ -390,7 +404,9 @@ type ban struct {
 
 // bandctl runs bandctl against the test's band and returns its stdout.
 func (w *world) bandctl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(w.bin, "bandctl"), append([]string{"--socket", w.socket}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(w.bin, "bandctl"), append([]string{"--socket", w.socket}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -501,9 +517,13 @@ func startProc(t *testing.T, cmd *exec.Cmd) *proc {
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
-			t.Errorf("%s did not stop on SIGTERM within 10s; killing it", cmd.Args[0])
-			cmd.Process.Kill()
-			<-p.done
+			t.Errorf("%s did not stop on SIGTERM within 10s; killing it", strings.Join(cmd.Args, " "))
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("the output of %s is still open 10s after killing it", cmd.Args[0])
+			}
 		}
 		cmd.Wait()
 		if t.Failed() {
