@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,17 +71,20 @@ func newInNS(t testing.TB, kind string, ns *netnstest.NS, o Options) Backend {
 	return b
 }
 
-func mustConnect(t *testing.T, cli *netnstest.NS, addr string) {
+// mustConnect dials addr from inside cli, from the source address from (the
+// zero Addr lets the kernel choose), and fails the test unless it connects.
+func mustConnect(t *testing.T, cli *netnstest.NS, from netip.Addr, addr string) {
 	t.Helper()
-	if err := cli.Dial(addr, 3*time.Second); err != nil {
-		t.Fatalf("dial %s: %v, want a connection", addr, err)
+	if err := cli.DialAs(from, addr, 3*time.Second); err != nil {
+		t.Fatalf("dial %s from %v: %v, want a connection", addr, from, err)
 	}
 }
 
-func mustNotConnect(t *testing.T, cli *netnstest.NS, addr string) {
+// mustNotConnect is the opposite of mustConnect.
+func mustNotConnect(t *testing.T, cli *netnstest.NS, from netip.Addr, addr string) {
 	t.Helper()
-	if err := cli.Dial(addr, dialTimeout); err == nil {
-		t.Fatalf("dial %s succeeded, want it blocked", addr)
+	if err := cli.DialAs(from, addr, dialTimeout); err == nil {
+		t.Fatalf("dial %s from %v succeeded, want it blocked", addr, from)
 	}
 }
 
@@ -101,40 +105,55 @@ var families = []struct {
 	name   string
 	server string // listener address as dialed from the client
 	client netip.Addr
-	net    netip.Prefix // a prefix around the client, not the server
+	other  netip.Addr   // a second client address, never banned by host
+	net    netip.Prefix // a prefix around both client addresses, not the server
 }{
-	{"ipv4", "198.51.100.1:8080", netip.MustParseAddr("198.51.100.2"), netip.MustParsePrefix("198.51.100.2/31")},
-	{"ipv6", "[2001:db8::1]:8080", netip.MustParseAddr("2001:db8::2"), netip.MustParsePrefix("2001:db8::/120")},
+	{"ipv4", "198.51.100.1:8080", netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.3"), netip.MustParsePrefix("198.51.100.2/31")},
+	{"ipv6", "[2001:db8::1]:8080", netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8::3"), netip.MustParsePrefix("2001:db8::/120")},
+}
+
+// newPair builds the server and client namespaces with a listener on port
+// 8080 in the server and the second client addresses (198.51.100.3,
+// 2001:db8::3) on the client's link.
+func newPair(t *testing.T) *netnstest.Pair {
+	t.Helper()
+	pair := netnstest.NewPair(t)
+	pair.Client.AddAddr(netnstest.ClientLink, "198.51.100.3/24", "2001:db8::3/64")
+	pair.Server.Listen("[::]:8080")
+	return pair
 }
 
 // TestSystemBanDropsPackets proves, for both backends and both families, on
-// real TCP connections: Ban blocks, Unban restores, prefixes block, and a
-// short TTL expires in the kernel by itself.
+// real TCP connections: Ban blocks the banned client while a second address
+// of the same client host still connects, Unban restores at once, prefixes
+// block every address inside them, and a short TTL expires in the kernel by
+// itself.
 func TestSystemBanDropsPackets(t *testing.T) {
 	for _, kind := range []string{"nftables", "iptables"} {
 		for _, verdict := range []string{"drop", "reject"} {
 			t.Run(kind+"/"+verdict, func(t *testing.T) {
 				requireBackend(t, kind)
-				pair := netnstest.NewPair(t)
-				pair.Server.Listen("[::]:8080")
+				pair := newPair(t)
 				b := newInNS(t, kind, pair.Server, Options{Verdict: verdict})
 				ctx := context.Background()
 				for _, f := range families {
 					t.Run(f.name, func(t *testing.T) {
 						host := netip.PrefixFrom(f.client, f.client.BitLen())
-						mustConnect(t, pair.Client, f.server)
+						mustConnect(t, pair.Client, f.client, f.server)
+						mustConnect(t, pair.Client, f.other, f.server)
 
 						if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Hour}}); err != nil {
 							t.Fatalf("Ban: %v", err)
 						}
-						mustNotConnect(t, pair.Client, f.server)
+						mustNotConnect(t, pair.Client, f.client, f.server)
+						mustConnect(t, pair.Client, f.other, f.server)
 						if ttl, ok := listed(t, b)[host]; !ok || ttl <= 59*time.Minute || ttl > time.Hour {
 							t.Errorf("List: %s ttl %v (listed %v), want about 1h", host, ttl, ok)
 						}
 						if err := b.Unban(ctx, []netip.Prefix{host}); err != nil {
 							t.Fatalf("Unban: %v", err)
 						}
-						mustConnect(t, pair.Client, f.server)
+						mustConnect(t, pair.Client, f.client, f.server)
 						if err := b.Unban(ctx, []netip.Prefix{host, f.net}); err != nil {
 							t.Fatalf("Unban of what is not banned: %v, want nil", err)
 						}
@@ -142,24 +161,27 @@ func TestSystemBanDropsPackets(t *testing.T) {
 						if err := b.Ban(ctx, []Entry{{Prefix: f.net, TTL: time.Hour}}); err != nil {
 							t.Fatalf("Ban prefix: %v", err)
 						}
-						mustNotConnect(t, pair.Client, f.server)
+						mustNotConnect(t, pair.Client, f.client, f.server)
+						mustNotConnect(t, pair.Client, f.other, f.server)
 						if _, ok := listed(t, b)[f.net]; !ok {
 							t.Errorf("List does not show %s", f.net)
 						}
 						if err := b.Unban(ctx, []netip.Prefix{f.net}); err != nil {
 							t.Fatalf("Unban prefix: %v", err)
 						}
-						mustConnect(t, pair.Client, f.server)
+						mustConnect(t, pair.Client, f.client, f.server)
+						mustConnect(t, pair.Client, f.other, f.server)
 
 						// The kernel's clock expires the ban: the one real wait.
 						if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: 2 * time.Second}}); err != nil {
 							t.Fatalf("Ban with ttl: %v", err)
 						}
-						mustNotConnect(t, pair.Client, f.server)
+						mustNotConnect(t, pair.Client, f.client, f.server)
+						mustConnect(t, pair.Client, f.other, f.server)
 						deadline := time.Now().Add(15 * time.Second)
 						for {
 							_, banned := listed(t, b)[host]
-							if !banned && pair.Client.Dial(f.server, dialTimeout) == nil {
+							if !banned && pair.Client.DialAs(f.client, f.server, dialTimeout) == nil {
 								break
 							}
 							if time.Now().After(deadline) {
@@ -168,6 +190,118 @@ func TestSystemBanDropsPackets(t *testing.T) {
 							time.Sleep(200 * time.Millisecond)
 						}
 					})
+				}
+			})
+		}
+	}
+}
+
+// TestSystemRestartKeepsBans restarts a backend holding 1000 bans as band
+// does (Close, New, Setup, Reconcile with the same entries) while goroutines
+// in the client namespace dial from the banned addresses without pause: not
+// one connection may get through, and afterwards every entry is still there
+// with its timeout, untouched by Reconcile. With "reject" a blocked dial
+// fails at once, so the probes are dense (thousands during the restart);
+// with "drop" each probe waits for its short timeout. (The server namespace
+// lifts the kernel's ICMP rate limits so that every rejected dial is
+// answered.)
+func TestSystemRestartKeepsBans(t *testing.T) {
+	const n = 1000
+	for _, kind := range []string{"nftables", "iptables"} {
+		for _, verdict := range []string{"reject", "drop"} {
+			t.Run(kind+"/"+verdict, func(t *testing.T) {
+				requireBackend(t, kind)
+				pair := newPair(t)
+				pair.Server.MustRun("sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+					"net.ipv4.icmp_msgs_per_sec=1000000", "net.ipv4.icmp_msgs_burst=1000000")
+				opts := Options{Verdict: verdict}
+				ctx := context.Background()
+				want := v6Bans(n - 2)
+				for _, f := range families {
+					want = append(want, Entry{Prefix: netip.PrefixFrom(f.client, f.client.BitLen()), TTL: time.Hour})
+				}
+				b1 := newInNS(t, kind, pair.Server, opts)
+				if err := b1.Ban(ctx, want); err != nil {
+					t.Fatalf("Ban: %v", err)
+				}
+				for _, f := range families {
+					mustNotConnect(t, pair.Client, f.client, f.server)
+				}
+
+				probe := 50 * time.Millisecond
+				stop := make(chan struct{})
+				var restarting atomic.Bool
+				type result struct{ tries, during, through int }
+				results := make(chan result, 2*len(families))
+				for _, f := range families {
+					for range 2 {
+						go func() {
+							var r result
+							for {
+								select {
+								case <-stop:
+									results <- r
+									return
+								default:
+								}
+								r.tries++
+								if restarting.Load() {
+									r.during++
+								}
+								if pair.Client.DialAs(f.client, f.server, probe) == nil {
+									r.through++
+								}
+							}
+						}()
+					}
+				}
+
+				restarting.Store(true)
+				start := time.Now()
+				if err := b1.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+				b2 := newInNS(t, kind, pair.Server, opts) // New and Setup
+				added, removed, err := Reconcile(ctx, b2, want)
+				restart := time.Since(start)
+				restarting.Store(false)
+				// Keep probing a little past the restart, then stop.
+				time.Sleep(4 * probe)
+				close(stop)
+				var total result
+				for range 2 * len(families) {
+					r := <-results
+					total.tries += r.tries
+					total.during += r.during
+					total.through += r.through
+				}
+				if err != nil {
+					t.Fatalf("Reconcile: %v", err)
+				}
+				t.Logf("restart took %v; %d dials from banned addresses started during it, %d in all", restart, total.during, total.tries)
+				if total.through != 0 {
+					t.Errorf("%d of %d dials from banned addresses got through during the restart, want 0", total.through, total.tries)
+				}
+				if total.during == 0 {
+					t.Errorf("no dial started during the restart (%d in all), want some", total.tries)
+				}
+				if added != 0 || removed != 0 {
+					t.Errorf("Reconcile after restart: added %d, removed %d, want 0, 0 (bans kept as they were)", added, removed)
+				}
+				got := listed(t, b2)
+				if len(got) != n {
+					t.Errorf("after restart: %d entries, want %d", len(got), n)
+				}
+				for _, e := range want {
+					ttl, ok := got[e.Prefix]
+					if !ok || ttl <= time.Hour-time.Minute || ttl > time.Hour {
+						t.Errorf("after restart: %s listed %v with ttl %v, want about 1h", e.Prefix, ok, ttl)
+						break
+					}
+				}
+				for _, f := range families {
+					mustNotConnect(t, pair.Client, f.client, f.server)
+					mustConnect(t, pair.Client, f.other, f.server)
 				}
 			})
 		}
@@ -301,8 +435,8 @@ func TestSystemReconcile(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("after Reconcile: %v, want %v", got, want)
 			}
-			mustNotConnect(t, pair.Client, "198.51.100.1:8080")
-			mustNotConnect(t, pair.Client, "[2001:db8::1]:8080")
+			mustNotConnect(t, pair.Client, netip.Addr{}, "198.51.100.1:8080")
+			mustNotConnect(t, pair.Client, netip.Addr{}, "[2001:db8::1]:8080")
 			// Nothing to do the second time.
 			if added, removed, err := Reconcile(ctx, b, []Entry{keep, missing, missingNet}); err != nil || added != 0 || removed != 0 {
 				t.Errorf("second Reconcile: %d, %d, %v, want 0, 0, nil", added, removed, err)
@@ -349,13 +483,13 @@ func TestSystemNftablesNestedPrefixes(t *testing.T) {
 	if want := []string{"198.51.100.0/24", "2001:db8::/64"}; !slices.Equal(got, want) {
 		t.Errorf("banned %v, want %v", got, want)
 	}
-	mustNotConnect(t, pair.Client, "198.51.100.1:8080")
-	mustNotConnect(t, pair.Client, "[2001:db8::1]:8080")
+	mustNotConnect(t, pair.Client, netip.Addr{}, "198.51.100.1:8080")
+	mustNotConnect(t, pair.Client, netip.Addr{}, "[2001:db8::1]:8080")
 	if err := b.Unban(ctx, []netip.Prefix{p("198.51.100.0/24"), p("2001:db8::/64")}); err != nil {
 		t.Fatalf("Unban: %v", err)
 	}
-	mustConnect(t, pair.Client, "198.51.100.1:8080")
-	mustConnect(t, pair.Client, "[2001:db8::1]:8080")
+	mustConnect(t, pair.Client, netip.Addr{}, "198.51.100.1:8080")
+	mustConnect(t, pair.Client, netip.Addr{}, "[2001:db8::1]:8080")
 }
 
 // TestSystemIPTablesWithoutIPSet drives the fallback of one rule per ban,
@@ -382,31 +516,31 @@ func TestSystemIPTablesWithoutIPSet(t *testing.T) {
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
 			host := netip.PrefixFrom(f.client, f.client.BitLen())
-			mustConnect(t, pair.Client, f.server)
+			mustConnect(t, pair.Client, f.client, f.server)
 			if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Hour}, {Prefix: f.net, TTL: time.Hour}}); err != nil {
 				t.Fatalf("Ban: %v", err)
 			}
-			mustNotConnect(t, pair.Client, f.server)
+			mustNotConnect(t, pair.Client, f.client, f.server)
 			if err := b.Unban(ctx, []netip.Prefix{host, f.net, host}); err != nil {
 				t.Fatalf("Unban: %v", err)
 			}
-			mustConnect(t, pair.Client, f.server)
+			mustConnect(t, pair.Client, f.client, f.server)
 
 			if err := b.Ban(ctx, []Entry{{Prefix: host, TTL: time.Minute}}); err != nil {
 				t.Fatalf("Ban: %v", err)
 			}
-			mustNotConnect(t, pair.Client, f.server)
+			mustNotConnect(t, pair.Client, f.client, f.server)
 			if ttl := listed(t, b)[host]; ttl != time.Minute {
 				t.Errorf("List: ttl %v, want 1m", ttl)
 			}
 			if err := b.expire(now.Add(59 * time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			mustNotConnect(t, pair.Client, f.server)
+			mustNotConnect(t, pair.Client, f.client, f.server)
 			if err := b.expire(now.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
-			mustConnect(t, pair.Client, f.server)
+			mustConnect(t, pair.Client, f.client, f.server)
 			if _, ok := listed(t, b)[host]; ok {
 				t.Errorf("List still shows %s after expiry", host)
 			}
