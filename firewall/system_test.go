@@ -362,45 +362,6 @@ func TestSystemSetupIdempotent(t *testing.T) {
 	}
 }
 
-// TestSystemNftListRuleset compares what the kernel holds with what
-// `nft list ruleset` prints for the band table.
-func TestSystemNftListRuleset(t *testing.T) {
-	requireBackend(t, "nftables")
-	netnstest.RequireTool(t, "nft")
-	ns := netnstest.New(t)
-	b := newInNS(t, "nftables", ns, Options{Hooks: []string{"input", "forward"}})
-	if err := b.Ban(context.Background(), []Entry{
-		{Prefix: netip.MustParsePrefix("198.51.100.7/32"), TTL: time.Hour},
-		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), TTL: time.Hour},
-		{Prefix: netip.MustParsePrefix("2001:db8::7/128"), TTL: time.Hour},
-		{Prefix: netip.MustParsePrefix("2001:db8:1::/48"), TTL: time.Hour},
-	}); err != nil {
-		t.Fatalf("Ban: %v", err)
-	}
-	out := ns.MustRun("nft", "list", "ruleset")
-	for _, want := range []string{
-		"table inet band {",
-		"set band4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n",
-		"set band4net {\n\t\ttype ipv4_addr\n\t\tflags interval,timeout\n",
-		"set band6 {\n\t\ttype ipv6_addr\n\t\tflags timeout\n",
-		"set band6net {\n\t\ttype ipv6_addr\n\t\tflags interval,timeout\n",
-		"elements = { 198.51.100.7 timeout 1h expires ",
-		"elements = { 192.0.2.0/24 timeout 1h expires ",
-		"elements = { 2001:db8::7 timeout 1h expires ",
-		"elements = { 2001:db8:1::/48 timeout 1h expires ",
-		"chain band {\n\t\ttype filter hook input priority filter - 10; policy accept;",
-		"chain band-forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;",
-		"ip saddr @band4 counter packets 0 bytes 0 drop comment \"band:band4:drop\"",
-		"ip saddr @band4net counter packets 0 bytes 0 drop comment \"band:band4net:drop\"",
-		"ip6 saddr @band6 counter packets 0 bytes 0 drop comment \"band:band6:drop\"",
-		"ip6 saddr @band6net counter packets 0 bytes 0 drop comment \"band:band6net:drop\"",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("nft list ruleset lacks %q:\n%s", want, out)
-		}
-	}
-}
-
 // TestSystemReconcile adds what is missing and removes what is stale,
 // leaving what is in both in place.
 func TestSystemReconcile(t *testing.T) {
