@@ -149,12 +149,20 @@ func kernelErr(doing string, err error) error {
 // describe names the first prefix of a batch and how many more there are,
 // for error messages: "198.51.100.7" or "198.51.100.7 and 41 more".
 func describe(ps []string) string {
-	switch len(ps) {
+	if len(ps) == 0 {
+		return "nothing"
+	}
+	return describeN(ps[0], len(ps))
+}
+
+// describeN is describe for a batch of n prefixes whose first is first.
+func describeN(first string, n int) string {
+	switch n {
 	case 0:
 		return "nothing"
 	case 1:
-		return ps[0]
+		return first
 	default:
-		return fmt.Sprintf("%s and %d more", ps[0], len(ps)-1)
+		return fmt.Sprintf("%s and %d more", first, n-1)
 	}
 }
