@@ -206,6 +206,7 @@ func runScenario(t *testing.T, bin, backend string, full bool) string {
 	if n := w.established(); n > held {
 		held = n
 	}
+	procs := w.apacheProcesses()
 	endLegit()
 	wall := time.Since(start)
 	cpu1, err := cpuTime(bandPID)
@@ -238,14 +239,14 @@ func runScenario(t *testing.T, bin, backend string, full bool) string {
 	// The report.
 	var b strings.Builder
 	fmt.Fprintf(&b, "backend %s: Apache event MPM (ServerLimit 161, ThreadsPerChild 25, MaxRequestWorkers 4025, KeepAlive on)\n", backend)
-	fmt.Fprintf(&b, "  legitimate: %d users from %d addresses, up to %d keep-alive connections open at the server\n", legitUsers, len(legitAddrs), held)
+	fmt.Fprintf(&b, "  legitimate: %d users from %d addresses, up to %d keep-alive connections open at the server; Apache ran %d processes\n", legitUsers, len(legitAddrs), held, procs)
 	fmt.Fprintf(&b, "  legitimate: %d requests, %d succeeded (%.3f%%), none banned\n", total, st.ok.Load(), 100*ratio)
 	for _, a := range attacks {
-		fmt.Fprintf(&b, "  %-12s %-15s banned by %-16s %6.0f ms after its first request (%d requests sent, answers %v); dropped on dial %d",
-			a.name, a.addr, a.ban.Jail, float64(a.ban.Start.Sub(a.first))/float64(time.Millisecond), a.sent.Load(), a.statusSummary(), a.dropTries)
+		fmt.Fprintf(&b, "  %-12s %-15s banned by %-16s %6.0f ms after its first request (first answer after %.0f ms; %d requests sent, answers %v); dropped on dial %d",
+			a.name, a.addr, a.ban.Jail, ms(a.ban.Start.Sub(a.first)), ms(time.Unix(0, a.firstAnswer.Load()).Sub(a.first)), a.sent.Load(), a.statusSummary(), a.dropTries)
 		switch a.after {
 		case "unban":
-			fmt.Fprintf(&b, "; bandctl unban: dial answered %.0f ms later\n", float64(a.back)/float64(time.Millisecond))
+			fmt.Fprintf(&b, "; bandctl unban: dial answered %.1f ms later\n", ms(a.back))
 		case "expire":
 			fmt.Fprintf(&b, "; kernel expiry: dial answered %.1f s after the ban (ban time %v)\n", a.back.Seconds(), shortBanD)
 		}
@@ -306,3 +307,5 @@ func covers(s string, a netip.Addr) bool {
 	b, err := netip.ParseAddr(s)
 	return err == nil && b == a
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

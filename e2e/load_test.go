@@ -189,11 +189,13 @@ type attack struct {
 	after string
 	run   func(a *attack, stop <-chan struct{})
 
-	first    time.Time // its first request
-	end      time.Time // it stops by then, banned or not
-	sent     atomic.Int64
-	statuses sync.Map // status code → *atomic.Int64
-	done     chan struct{}
+	first time.Time // its first request
+	end   time.Time // it stops by then, banned or not
+	sent  atomic.Int64
+	// firstAnswer is when its first answer came (Unix ns; 0 for none).
+	firstAnswer atomic.Int64
+	statuses    sync.Map // status code → *atomic.Int64
+	done        chan struct{}
 
 	ban       ban           // as bandctl list showed it
 	dropTries int           // dials until the first dropped one
@@ -201,6 +203,7 @@ type attack struct {
 }
 
 func (a *attack) answered(status int) {
+	a.firstAnswer.CompareAndSwap(0, time.Now().UnixNano())
 	v, _ := a.statuses.LoadOrStore(status, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
 }

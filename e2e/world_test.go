@@ -89,6 +89,7 @@ type world struct {
 	lan                                    *netnstest.LAN
 	server, legit, flooder, scanner, brute *netnstest.NS
 
+	apache *exec.Cmd
 	band   *proc
 	socket string
 }
@@ -100,8 +101,8 @@ func newWorld(t *testing.T, bin, backend string) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("files of the failed run kept in %s", dir)
+		if t.Failed() || os.Getenv("BAND_E2E_KEEP") != "" {
+			t.Logf("files of the run (Apache's logs, band's log and configuration) kept in %s", dir)
 			return
 		}
 		os.RemoveAll(dir)
@@ -205,6 +206,7 @@ func (w *world) startApache() {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting apache2: %v", err)
 	}
+	w.apache = cmd
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); out.Close(); close(exited) }()
 	t.Cleanup(func() {
@@ -349,7 +351,7 @@ bantime = "1h"
 	}
 	cmd := w.server.Command(filepath.Join(w.bin, "band"), "--config", path)
 	cmd.SysProcAttr = daemonAttr()
-	w.band = startProc(t, cmd)
+	w.band = startProc(t, cmd, filepath.Join(w.dir, "logs", "band.log"))
 	w.band.waitFor(t, 20*time.Second, func(e logEntry) bool { return e.Msg == "band started" })
 	for _, f := range []string{"access.log", "error.log"} {
 		w.band.waitFor(t, 20*time.Second, func(e logEntry) bool {
@@ -428,6 +430,25 @@ func (w *world) list() ([]ban, error) {
 	return bans, nil
 }
 
+// apacheProcesses counts Apache's processes (the parent and its children,
+// all in the parent's process group).
+func (w *world) apacheProcesses() int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// After the command name: state, ppid, pgrp.
+		i := bytes.LastIndexByte(b, ')')
+		if f := strings.Fields(string(b[i+1:])); i >= 0 && len(f) > 2 && f[2] == strconv.Itoa(w.apache.Process.Pid) {
+			n++
+		}
+	}
+	return n
+}
+
 // cpuTime is the CPU time (user + system) a process has used so far, from
 // /proc/PID/stat.
 func cpuTime(pid int) (time.Duration, error) {
@@ -485,9 +506,14 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, cmd *exec.Cmd) *proc {
+// startProc starts cmd, keeping its stderr lines in memory and in logPath.
+func startProc(t *testing.T, cmd *exec.Cmd, logPath string) *proc {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,9 +524,11 @@ func startProc(t *testing.T, cmd *exec.Cmd) *proc {
 	p := &proc{cmd: cmd, grew: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
+		defer logFile.Close()
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			logFile.Write(append(sc.Bytes(), '\n'))
 			e := logEntry{raw: sc.Text()}
 			json.Unmarshal(sc.Bytes(), &e) // a line that is not JSON keeps only raw
 			p.mu.Lock()
@@ -527,11 +555,7 @@ func startProc(t *testing.T, cmd *exec.Cmd) *proc {
 		}
 		cmd.Wait()
 		if t.Failed() {
-			var b strings.Builder
-			for _, e := range p.entries() {
-				b.WriteString(e.raw + "\n")
-			}
-			t.Logf("band's log:\n%s", b.String())
+			t.Logf("band's log (also in %s):\n%s", logPath, strings.Join(tail(p.entries(), 40), "\n"))
 		}
 	})
 	return p
