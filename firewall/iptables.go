@@ -27,8 +27,10 @@ const ipsetMaxTimeout = 2147483
 
 // IPTables drops banned sources with a chain (default BAND) jumped to from
 // INPUT (and FORWARD), in both iptables and ip6tables, matching one ipset
-// hash:net set per family with kernel timeouts. Sets are programmed with one
-// `ipset restore` process per call, never one per address.
+// hash:net set per family with kernel timeouts. Sets are created with
+// `ipset restore` and read with `ipset save`; members are added and deleted
+// over netlink (ipsetConn), in messages of 1000, never one process or one
+// message per address.
 //
 // Without ipset it falls back to one rule per address or prefix, added and
 // removed in one iptables-restore --noflush process per call and family;
@@ -42,6 +44,7 @@ type IPTables struct {
 	v6   *iptables.IPTables
 
 	mu      sync.Mutex
+	ic      *ipsetConn                 // opened at the first Ban or Unban
 	noIPSet bool                       // fallback: one rule per entry
 	expiry  map[netip.Prefix]time.Time // fallback: band's own expiry (zero: none)
 	stop    chan struct{}
@@ -212,7 +215,8 @@ func ipsetTimeout(ttl time.Duration) (int64, error) {
 }
 
 // Ban adds entries with their TTL (rounded up to whole seconds; 0: no
-// timeout) in one ipset restore process; banning again refreshes the timeout.
+// timeout) over netlink, 1000 per message; banning again refreshes the
+// timeout. If a message fails, the entries of the messages before it stay.
 func (b *IPTables) Ban(ctx context.Context, entries []Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -225,9 +229,7 @@ func (b *IPTables) Ban(ctx context.Context, entries []Entry) error {
 	if b.noIPSet {
 		return b.banRules(entries)
 	}
-	var script strings.Builder
-	names := make([]string, 0, len(entries))
-	sets := map[string]bool{}
+	var members [2][]ipsetMember // per family
 	for _, e := range entries {
 		p, err := normalize(e.Prefix)
 		if err != nil {
@@ -237,30 +239,47 @@ func (b *IPTables) Ban(ctx context.Context, entries []Entry) error {
 		if err != nil {
 			return fmt.Errorf("banning %s: %w", show(p), err)
 		}
-		f := b.familyOf(p)
-		fmt.Fprintf(&script, "add %s %s timeout %d\n", f.set, p, secs)
-		names = append(names, show(p))
-		sets[f.set] = true
+		i := b.familyIndex(p)
+		if members[i] == nil {
+			members[i] = make([]ipsetMember, 0, len(entries))
+		}
+		members[i] = append(members[i], ipsetMember{p: p, timeout: uint32(secs)})
 	}
-	if err := b.ipset(script.String()); err != nil {
-		return kernelErr(fmt.Sprintf("adding %s to %s", describe(names), setList(sets)), err)
+	return b.applyIPSet(ipsetCmdAdd, members, "adding %s to set %s")
+}
+
+// familyIndex is 0 for IPv4, 1 for IPv6: the index into families.
+func (b *IPTables) familyIndex(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 0
+	}
+	return 1
+}
+
+// applyIPSet sends members (per family) to their sets over netlink, opening
+// the socket the first time. doing describes the work for errors: it gets
+// the members and the set name.
+func (b *IPTables) applyIPSet(cmd uint16, members [2][]ipsetMember, doing string) error {
+	if b.ic == nil {
+		ic, err := dialIPSet(b.opts.NetNS)
+		if err != nil {
+			return kernelErr("talking to ipset", err)
+		}
+		b.ic = ic
+	}
+	for i, f := range b.families() {
+		ms := members[i]
+		if len(ms) == 0 {
+			continue
+		}
+		if err := b.ic.apply(cmd, f.set, ms); err != nil {
+			return kernelErr(fmt.Sprintf(doing, describeN(show(ms[0].p), len(ms)), f.set), err)
+		}
 	}
 	return nil
 }
 
-func setList(sets map[string]bool) string {
-	var names []string
-	for s := range sets {
-		names = append(names, s)
-	}
-	sort.Strings(names)
-	if len(names) == 1 {
-		return "set " + names[0]
-	}
-	return "sets " + strings.Join(names, ", ")
-}
-
-// Unban removes prefixes in one ipset restore process; absent ones are
+// Unban removes prefixes (over netlink, 1000 per message); absent ones are
 // ignored.
 func (b *IPTables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
 	if err := ctx.Err(); err != nil {
@@ -282,19 +301,12 @@ func (b *IPTables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
 	if b.noIPSet {
 		return b.unbanRules(ps)
 	}
-	var script strings.Builder
-	names := make([]string, 0, len(ps))
-	sets := map[string]bool{}
+	var members [2][]ipsetMember
 	for _, p := range ps {
-		f := b.familyOf(p)
-		fmt.Fprintf(&script, "del %s %s\n", f.set, p)
-		names = append(names, show(p))
-		sets[f.set] = true
+		i := b.familyIndex(p)
+		members[i] = append(members[i], ipsetMember{p: p})
 	}
-	if err := b.ipset(script.String()); err != nil {
-		return kernelErr(fmt.Sprintf("removing %s from %s", describe(names), setList(sets)), err)
-	}
-	return nil
+	return b.applyIPSet(ipsetCmdDel, members, "removing %s from set %s")
 }
 
 // List reads both sets with one `ipset save` and returns their members with
@@ -368,17 +380,23 @@ func parsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// Close stops the fallback sweeper, if any; the kernel keeps the bans.
+// Close stops the fallback sweeper, if any, and closes the netlink socket;
+// the kernel keeps the bans.
 func (b *IPTables) Close() error {
 	b.mu.Lock()
 	stop, done := b.stop, b.done
 	b.stop = nil
+	var err error
+	if b.ic != nil {
+		err = b.ic.Close()
+		b.ic = nil
+	}
 	b.mu.Unlock()
 	if stop != nil {
 		close(stop)
 		<-done
 	}
-	return nil
+	return err
 }
 
 // --- fallback without ipset: one rule per entry ---
