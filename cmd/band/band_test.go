@@ -35,9 +35,10 @@ func TestVersionAndCheck(t *testing.T) {
 	}
 }
 
-// writeConfig writes a band.toml like the embedded default but reading
-// logs in dir, with the dry-run backend.
-func writeConfig(t *testing.T, dir string, extra string) string {
+// configFile writes dir/band.toml for a test: the control socket and the
+// state in dir, the dry-run backend, an "access" and an "error" source at
+// the paths given, then body (defaults and jails).
+func configFile(t *testing.T, dir, access, errlog, body string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 [daemon]
@@ -46,11 +47,6 @@ state_dir = %q
 
 [firewall]
 backend = "dryrun"
-
-[defaults]
-bantime = "10m"
-findtime = "10m"
-maxretry = 5
 
 [[source]]
 name = "access"
@@ -61,18 +57,30 @@ format = "combined"
 name = "error"
 path = %q
 format = "error"
+%s`, filepath.Join(dir, "band.sock"), filepath.Join(dir, "state"), access, errlog, body)
+	path := filepath.Join(dir, "band.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeConfig writes a band.toml like the embedded default but reading
+// logs in dir/logs (every *access.log), with the dry-run backend.
+func writeConfig(t *testing.T, dir string, extra string) string {
+	t.Helper()
+	return configFile(t, dir, filepath.Join(dir, "logs", "*access.log"), filepath.Join(dir, "logs", "error.log"), `
+[defaults]
+bantime = "10m"
+findtime = "10m"
+maxretry = 5
 
 [jail.apache-auth]
 enabled = true
 
 [jail.http-flood]
 enabled = true
-%s`, filepath.Join(dir, "band.sock"), dir, filepath.Join(dir, "logs", "*access.log"), filepath.Join(dir, "logs", "error.log"), extra)
-	path := filepath.Join(dir, "band.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`+extra)
 }
 
 func appendLines(t *testing.T, path string, lines ...string) {

@@ -19,36 +19,14 @@ import (
 // with a counting jail that never bans (every 401 is a match) and extra.
 func stateConfig(t *testing.T, dir, extra string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`
-[daemon]
-socket = %q
-state_dir = %q
-
-[firewall]
-backend = "dryrun"
-
-[[source]]
-name = "access"
-path = %q
-format = "combined"
-
-[[source]]
-name = "error"
-path = %q
-format = "error"
-
+	return configFile(t, dir, filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log"), `
 [jail.count401]
 enabled = true
 sources = ["access"]
 status = [401]
 maxretry = 1000000
 findtime = "1h"
-%s`, filepath.Join(dir, "band.sock"), filepath.Join(dir, "state"), filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log"), extra)
-	path := filepath.Join(dir, "band.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`+extra)
 }
 
 func unauthorized(n int, from int) []string {
