@@ -409,8 +409,9 @@ func (b *Nftables) Ban(ctx context.Context, entries []Entry) error {
 		s := b.setFor(q)
 		bt.dels[s] = append(bt.dels[s], elems(s, q, 0)...)
 	}
-	// Size the element lists and one buffer for all keys up front: for
-	// 100k bans this halves the time spent before the kernel sees them.
+	// Size the element lists and one buffer for all keys up front, rather
+	// than growing the lists and allocating each key (and collecting
+	// garbage) 100k times over for a large load.
 	size := map[*nftables.Set]int{}
 	nkeys := 0
 	for _, e := range bans[:min(len(bans), elemsPerTxn)] {
