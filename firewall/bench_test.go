@@ -15,12 +15,14 @@ import (
 )
 
 // These benchmarks program real kernels inside namespaces they create (root
-// only). Reproduce the figures with
+// only). The aims: 100k bans into an empty set in 0.3 s or less, one more
+// ban into a set of 100k in 1 ms or less. Measure with
 //
-//	go test -run '^$' -bench . -benchtime 5x ./firewall
+//	go test -run '^$' -bench 'Ban/|File|Restore' -benchtime 5x ./firewall
+//	go test -run '^$' -bench BanInto ./firewall
 //
-// (the BanInto benchmarks take the default -benchtime 1s better:
-// go test -run '^$' -bench BanInto ./firewall).
+// BenchmarkNftFile100k and BenchmarkIPSetRestore100k time the command-line
+// tools on the same bans, for comparison.
 
 // v6Ban is the i-th single-address ban in 2001:db8::/32 (IPv4 test ranges
 // hold only 768 addresses).
