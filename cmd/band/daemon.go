@@ -200,6 +200,18 @@ func (d *daemon) run(ctx context.Context) error {
 		case l := <-d.lines:
 			d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
 			d.processed[l.File] = l.Offset
+			// Lines come in bursts: take what is already there before
+			// going back to the select.
+		burst:
+			for range 1024 {
+				select {
+				case l := <-d.lines:
+					d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
+					d.processed[l.File] = l.Offset
+				default:
+					break burst
+				}
+			}
 		case <-flush.C:
 			if d.store != nil {
 				d.store.Flush()
