@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -321,4 +322,63 @@ bantime = "10m"
 	if len(bans) != 1 || bans[0].Expiry.Sub(bans[0].Start) != 25*time.Minute {
 		t.Errorf("ban after restart: %+v, want 25m", bans)
 	}
+}
+
+// A full disk: band reports it and keeps banning, in memory and in the
+// kernel, and writes the bans once there is room again.
+func TestFullDiskKeepsBanning(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small file system")
+	}
+	dir := t.TempDir()
+	stateDir := filepath.Join(dir, "state")
+	os.MkdirAll(stateDir, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", stateDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", stateDir).Run() })
+	cfg := stateConfig(t, dir, "")
+	band := cmdtest.Start(t, "band", "--config", cfg)
+	band.WaitFor(t, "band started")
+	// Fill the disk.
+	filler := filepath.Join(stateDir, "filler")
+	f, _ := os.Create(filler)
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	c := control.NewClient(filepath.Join(dir, "band.sock"))
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		if _, err := c.Ban(ctx, control.BanRequest{Addr: fmt.Sprintf("198.51.100.%d", i), Reason: strings.Repeat("r", 200)}); err != nil {
+			t.Fatalf("ban with a full disk: %v", err)
+		}
+	}
+	bans, err := c.List(ctx, "", "")
+	if err != nil || len(bans) != 200 {
+		t.Fatalf("list with a full disk: %d bans, %v; want 200", len(bans), err)
+	}
+	st, _ := c.Status(ctx)
+	if !strings.Contains(st.State.Error, "no space left") {
+		t.Errorf("status does not report the full disk: %+v", st.State)
+	}
+	band.WaitFor(t, "cannot write the state file; bans are kept in memory")
+	// Room again: the next flush writes them and the error clears.
+	os.Remove(filler)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ = c.Status(ctx)
+		if st.State.Error == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling the daemon
+	}
+	if st.State.Error != "" {
+		t.Fatalf("error still reported after freeing space: %s", st.State.Error)
+	}
+	stop(t, band)
+	band = cmdtest.Start(t, "band", "--config", cfg)
+	band.WaitFor(t, "restored bans", "count=200")
 }
