@@ -97,6 +97,9 @@ func (r *run) loop() error {
 	defer rescan.Stop()
 
 	r.scan(true)
+	if r.t.opts.Started != nil {
+		r.t.opts.Started()
+	}
 	for read := true; ; {
 		if read {
 			if err := r.pass(); err != nil {

@@ -172,6 +172,10 @@ type Options struct {
 	MaxLineLen int
 	// RotatedGrace is how long a rotated file is still read after it last grew.
 	RotatedGrace time.Duration
+	// Started, if set, is called once per Run after the first look at every
+	// source: the files present then are open, at their start positions, so
+	// whatever is written from now on will be read.
+	Started func()
 }
 
 // Tailer follows the files of a set of sources. Its methods are safe for

@@ -567,3 +567,32 @@ func TestRemovedAndRecreated(t *testing.T) {
 		})
 	}
 }
+
+func TestStartedAfterFirstLook(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "present.log")
+	os.WriteFile(present, []byte("old line\n"), 0o644)
+	started := make(chan struct{})
+	tl := New([]Source{{Name: "a", Path: present}}, Options{Started: func() { close(started) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan Line, 10)
+	go tl.Run(ctx, out)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Started not called")
+	}
+	// Written after Started: read, never skipped as history.
+	f, _ := os.OpenFile(present, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("new line\n")
+	f.Close()
+	select {
+	case l := <-out:
+		if string(l.Text) != "new line" {
+			t.Errorf("got %q, want the line written after Started", l.Text)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the line written after Started was not delivered")
+	}
+}

@@ -126,7 +126,8 @@ func tailSources(cfg *config.Config) []tailer.Source {
 // startTailer follows cfg's sources; start gives saved positions (after a
 // reload) so no line is lost or read twice. Called with mu held.
 func (d *daemon) startTailer(ctx context.Context, start map[string]tailer.Position) {
-	opts := tailer.Options{Logger: d.log}
+	started := make(chan struct{})
+	opts := tailer.Options{Logger: d.log, Started: func() { close(started) }}
 	if start != nil {
 		opts.Start = func(path string) (tailer.Position, bool) { p, ok := start[path]; return p, ok }
 	}
@@ -135,6 +136,14 @@ func (d *daemon) startTailer(ctx context.Context, start map[string]tailer.Positi
 	d.stopTail = cancel
 	d.tailDone = make(chan error, 1)
 	go func(t *tailer.Tailer, done chan error) { done <- t.Run(tctx, d.lines) }(d.tail, d.tailDone)
+	// band is not "started" until every log is open at its position: a line
+	// written after that is never skipped as history.
+	select {
+	case <-started:
+	case err := <-d.tailDone:
+		d.tailDone <- err // Run failed (a bad glob): stopTailer reads it
+	case <-ctx.Done():
+	}
 }
 
 // stopTailer stops following and returns each file's position. Called with
