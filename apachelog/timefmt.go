@@ -358,34 +358,19 @@ func (tf *strftime) scan(b []byte, tp *tparts) (int, bool) {
 			v, n = readDigits(rest, 2)
 			tp.mon = v
 		case 'd', 'e':
-			for n < len(rest) && rest[n] == ' ' && op.conv == 'e' {
-				n++
-			}
-			v, k := readDigits(rest[n:], 2)
-			if k == 0 {
+			if v, n = readPadded(rest, op.conv == 'e'); n == 0 {
 				return i, false
 			}
-			n += k
 			tp.day = v
 		case 'H', 'k':
-			for n < len(rest) && rest[n] == ' ' {
-				n++
-			}
-			v, k := readDigits(rest[n:], 2)
-			if k == 0 {
+			if v, n = readPadded(rest, true); n == 0 {
 				return i, false
 			}
-			n += k
 			tp.hour = v
 		case 'I', 'l':
-			for n < len(rest) && rest[n] == ' ' {
-				n++
-			}
-			v, k := readDigits(rest[n:], 2)
-			if k == 0 {
+			if v, n = readPadded(rest, true); n == 0 {
 				return i, false
 			}
-			n += k
 			tp.hour, tp.has12 = v, true
 		case 'M':
 			v, n = readDigits(rest, 2)
@@ -510,4 +495,18 @@ func parseISOStamp(b []byte, tp *tparts) bool {
 	}
 	*tp = tparts{set: true, year: y, mon: mon, day: day, hour: h, min: m, sec: s, nsec: nsec}
 	return true
+}
+
+// readPadded reads up to two digits, after leading spaces when spaces is
+// set (%e, %k, %l pad with spaces); it returns the bytes used, 0 if there
+// is no digit.
+func readPadded(b []byte, spaces bool) (v, n int) {
+	for spaces && n < len(b) && b[n] == ' ' {
+		n++
+	}
+	v, k := readDigits(b[n:], 2)
+	if k == 0 {
+		return 0, 0
+	}
+	return v, n + k
 }

@@ -288,13 +288,9 @@ func (b *IPTables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
 	if len(prefixes) == 0 {
 		return nil
 	}
-	ps := make([]netip.Prefix, 0, len(prefixes))
-	for _, p := range prefixes {
-		n, err := normalize(p)
-		if err != nil {
-			return fmt.Errorf("unbanning: %w", err)
-		}
-		ps = append(ps, n)
+	ps, err := normalizeAll(prefixes)
+	if err != nil {
+		return fmt.Errorf("unbanning: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -516,17 +516,12 @@ func (b *Nftables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
 	if len(prefixes) == 0 {
 		return nil
 	}
-	ps := make([]netip.Prefix, 0, len(prefixes))
-	for _, p := range prefixes {
-		n, err := normalize(p)
-		if err != nil {
-			return fmt.Errorf("unbanning: %w", err)
-		}
-		ps = append(ps, n)
+	ps, err := normalizeAll(prefixes)
+	if err != nil {
+		return fmt.Errorf("unbanning: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		if err = b.unban(ps); err == nil || !errors.Is(err, unix.ENOENT) {
 			return err

@@ -7,6 +7,19 @@ import (
 
 // normalize returns p with an IPv4-mapped IPv6 address unmapped and the host
 // bits cleared, or an error if p is not a valid prefix.
+// normalizeAll normalizes every prefix, failing on the first bad one.
+func normalizeAll(prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(prefixes))
+	for _, p := range prefixes {
+		n, err := normalize(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 func normalize(p netip.Prefix) (netip.Prefix, error) {
 	if !p.IsValid() {
 		return netip.Prefix{}, fmt.Errorf("invalid prefix %q", p)
