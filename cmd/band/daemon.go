@@ -47,6 +47,8 @@ type daemon struct {
 	// Used only by run's goroutine: the offset after the last line
 	// processed in each file, for checkpoints.
 	processed     map[string]int64
+	linesSeen     uint64 // lines processed, to skip checkpoints when idle
+	linesSaved    uint64 // linesSeen at the last checkpoint
 	checkpointErr error
 	saved         atomic.Int64 // unix nanos of the last checkpoint written
 
@@ -209,6 +211,7 @@ func (d *daemon) run(ctx context.Context) error {
 		case l := <-d.lines:
 			d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
 			d.processed[l.File] = l.Offset
+			d.linesSeen++
 			// Lines come in bursts: take what is already there before
 			// going back to the select.
 		burst:
@@ -217,6 +220,7 @@ func (d *daemon) run(ctx context.Context) error {
 				case l := <-d.lines:
 					d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
 					d.processed[l.File] = l.Offset
+			d.linesSeen++
 				default:
 					break burst
 				}
@@ -257,6 +261,7 @@ func (d *daemon) run(ctx context.Context) error {
 				case l := <-d.lines:
 					d.pipe.Line(context.Background(), l.Source, l.File, 0, l.Text)
 					d.processed[l.File] = l.Offset
+			d.linesSeen++
 				default:
 					d.checkpoint()
 					d.log.Info("band stopped")

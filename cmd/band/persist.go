@@ -185,6 +185,10 @@ func (d *daemon) checkpoint() {
 	if d.store == nil {
 		return
 	}
+	// An idle band writes nothing: no line, no change since the last one.
+	if d.saved.Load() != 0 && d.linesSeen == d.linesSaved {
+		return
+	}
 	d.mu.Lock()
 	tail, cfg := d.tail, d.cfg
 	d.mu.Unlock()
@@ -215,6 +219,7 @@ func (d *daemon) checkpoint() {
 	d.checkpointErr = err
 	if err == nil {
 		d.saved.Store(time.Now().UnixNano())
+		d.linesSaved = d.linesSeen
 	}
 }
 
