@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -138,5 +139,26 @@ func TestErrors(t *testing.T) {
 	r := cmdtest.Run(t, "bandctl", "check")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "OK") {
 		t.Errorf("check of the embedded config: %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	r := cmdtest.Run(t, "bandctl", "completion", "bash")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "complete -F _bandctl bandctl") {
+		t.Fatalf("bash completion: %d %q", r.Code, r.Stderr)
+	}
+	script := filepath.Join(t.TempDir(), "bandctl.bash")
+	os.WriteFile(script, []byte(r.Stdout), 0o644)
+	// The script loads in bash and completes the commands.
+	out, err := exec.Command("bash", "-c", `source "$1"; COMP_WORDS=(bandctl un); COMP_CWORD=1; _bandctl; echo "${COMPREPLY[@]}"`, "bash", script).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "unban" {
+		t.Errorf("completing 'bandctl un': %q %v", out, err)
+	}
+	r = cmdtest.Run(t, "bandctl", "completion", "zsh")
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "#compdef bandctl") {
+		t.Errorf("zsh completion: %d %q", r.Code, r.Stdout[:min(40, len(r.Stdout))])
+	}
+	if r = cmdtest.Run(t, "bandctl", "completion", "fish"); r.Code != exitUsage {
+		t.Errorf("completion fish: exit %d, want %d", r.Code, exitUsage)
 	}
 }
