@@ -209,18 +209,14 @@ func (d *daemon) run(ctx context.Context) error {
 	for {
 		select {
 		case l := <-d.lines:
-			d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
-			d.processed[l.File] = l.Offset
-			d.linesSeen++
+			d.handle(ctx, l)
 			// Lines come in bursts: take what is already there before
 			// going back to the select.
 		burst:
 			for range 1024 {
 				select {
 				case l := <-d.lines:
-					d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
-					d.processed[l.File] = l.Offset
-			d.linesSeen++
+					d.handle(ctx, l)
 				default:
 					break burst
 				}
@@ -259,9 +255,7 @@ func (d *daemon) run(ctx context.Context) error {
 			for {
 				select {
 				case l := <-d.lines:
-					d.pipe.Line(context.Background(), l.Source, l.File, 0, l.Text)
-					d.processed[l.File] = l.Offset
-			d.linesSeen++
+					d.handle(context.Background(), l)
 				default:
 					d.checkpoint()
 					d.log.Info("band stopped")
@@ -270,6 +264,14 @@ func (d *daemon) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// handle runs one line through the pipeline and notes the position after
+// it for the next checkpoint.
+func (d *daemon) handle(ctx context.Context, l tailer.Line) {
+	d.pipe.Line(ctx, l.Source, l.File, 0, l.Text)
+	d.processed[l.File] = l.Offset
+	d.linesSeen++
 }
 
 // reload re-reads the configuration; on error the running one stays.
