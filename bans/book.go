@@ -1,6 +1,8 @@
 // Package bans keeps the ban book: who is banned, by which jail, until when.
 // It applies policy (never ban loopback, the host's own addresses or an
-// ignored address; never ban twice), and drives a firewall.Backend.
+// ignored address; never ban twice; ban repeat offenders longer, and
+// recidivists for long), records every change in a Journal for restarts,
+// and drives a firewall.Backend.
 package bans
 
 import (
