@@ -282,15 +282,9 @@ func (b *IPTables) applyIPSet(cmd uint16, members [2][]ipsetMember, doing string
 // Unban removes prefixes (over netlink, 1000 per message); absent ones are
 // ignored.
 func (b *IPTables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
-	if err := ctx.Err(); err != nil {
+	ps, err := unbanList(ctx, prefixes)
+	if err != nil || len(ps) == 0 {
 		return err
-	}
-	if len(prefixes) == 0 {
-		return nil
-	}
-	ps, err := normalizeAll(prefixes)
-	if err != nil {
-		return fmt.Errorf("unbanning: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

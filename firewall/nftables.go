@@ -510,15 +510,9 @@ func (b *Nftables) netsToReplace(order []netip.Prefix) (netPlan, error) {
 // (a no-op for the kernel when absent); prefixes are checked against the
 // interval sets first.
 func (b *Nftables) Unban(ctx context.Context, prefixes []netip.Prefix) error {
-	if err := ctx.Err(); err != nil {
+	ps, err := unbanList(ctx, prefixes)
+	if err != nil || len(ps) == 0 {
 		return err
-	}
-	if len(prefixes) == 0 {
-		return nil
-	}
-	ps, err := normalizeAll(prefixes)
-	if err != nil {
-		return fmt.Errorf("unbanning: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

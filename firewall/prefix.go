@@ -1,12 +1,26 @@
 package firewall
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 )
 
 // normalize returns p with an IPv4-mapped IPv6 address unmapped and the host
 // bits cleared, or an error if p is not a valid prefix.
+// unbanList is the start of every Unban: a done ctx stops it, and the
+// prefixes are normalized; an empty result means there is nothing to do.
+func unbanList(ctx context.Context, prefixes []netip.Prefix) ([]netip.Prefix, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ps, err := normalizeAll(prefixes)
+	if err != nil {
+		return nil, fmt.Errorf("unbanning: %w", err)
+	}
+	return ps, nil
+}
+
 // normalizeAll normalizes every prefix, failing on the first bad one.
 func normalizeAll(prefixes []netip.Prefix) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(prefixes))
