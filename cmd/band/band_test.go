@@ -36,15 +36,16 @@ func TestVersionAndCheck(t *testing.T) {
 }
 
 // configFile writes dir/band.toml for a test: the control socket and the
-// state in dir, the dry-run backend, an "access" and an "error" source at
-// the paths given, then body (defaults and jails).
-func configFile(t *testing.T, dir, access, errlog, body string) string {
+// state in dir (plus daemon, more [daemon] keys), the dry-run backend, an
+// "access" and an "error" source at the paths given, then body (defaults
+// and jails).
+func configFile(t *testing.T, dir, daemon, access, errlog, body string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 [daemon]
 socket = %q
 state_dir = %q
-
+%s
 [firewall]
 backend = "dryrun"
 
@@ -57,7 +58,7 @@ format = "combined"
 name = "error"
 path = %q
 format = "error"
-%s`, filepath.Join(dir, "band.sock"), filepath.Join(dir, "state"), access, errlog, body)
+%s`, filepath.Join(dir, "band.sock"), filepath.Join(dir, "state"), daemon, access, errlog, body)
 	path := filepath.Join(dir, "band.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ format = "error"
 // logs in dir/logs (every *access.log), with the dry-run backend.
 func writeConfig(t *testing.T, dir string, extra string) string {
 	t.Helper()
-	return configFile(t, dir, filepath.Join(dir, "logs", "*access.log"), filepath.Join(dir, "logs", "error.log"), `
+	return configFile(t, dir, "", filepath.Join(dir, "logs", "*access.log"), filepath.Join(dir, "logs", "error.log"), `
 [defaults]
 bantime = "10m"
 findtime = "10m"

@@ -22,37 +22,14 @@ import (
 // port, the dry-run backend, logs in dir/logs and two jails.
 func writeMetricsConfig(t *testing.T, dir string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`
-[daemon]
-socket = %q
-state_dir = %q
-metrics = "127.0.0.1:0"
-
-[firewall]
-backend = "dryrun"
-
-[[source]]
-name = "access"
-path = %q
-format = "combined"
-
-[[source]]
-name = "error"
-path = %q
-format = "error"
-
+	return configFile(t, dir, `metrics = "127.0.0.1:0"`, filepath.Join(dir, "logs", "access.log"), filepath.Join(dir, "logs", "error.log"), `
 [jail.apache-auth]
 enabled = true
 maxretry = 5
 
 [jail.http-flood]
 enabled = true
-`, filepath.Join(dir, "band.sock"), dir, filepath.Join(dir, "logs", "access.log"), filepath.Join(dir, "logs", "error.log"))
-	path := filepath.Join(dir, "band.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+`)
 }
 
 // scrape fetches url and returns each sample as "name{labels}" → value.

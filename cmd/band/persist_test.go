@@ -20,7 +20,7 @@ import (
 // with a counting jail that never bans (every 401 is a match) and extra.
 func stateConfig(t *testing.T, dir, extra string) string {
 	t.Helper()
-	return configFile(t, dir, filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log"), `
+	return configFile(t, dir, "", filepath.Join(dir, "access.log"), filepath.Join(dir, "error.log"), `
 [jail.count401]
 enabled = true
 sources = ["access"]
