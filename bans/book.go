@@ -51,6 +51,11 @@ type Request struct {
 	Force bool
 }
 
+var (
+	loopback4 = netip.MustParsePrefix("127.0.0.0/8")
+	loopback6 = netip.MustParsePrefix("::1/128")
+)
+
 // Errors a caller can branch on.
 var (
 	ErrProtected = errors.New("address is protected")   // loopback or one of the host's own
@@ -299,8 +304,7 @@ func (b *Book) Protected(p netip.Prefix) bool {
 
 func (b *Book) protectedLocked(p netip.Prefix) bool {
 	a := p.Addr()
-	if a.IsLoopback() || a.IsUnspecified() || p.Overlaps(netip.MustParsePrefix("127.0.0.0/8")) ||
-		p.Overlaps(netip.MustParsePrefix("::1/128")) {
+	if a.IsLoopback() || a.IsUnspecified() || p.Overlaps(loopback4) || p.Overlaps(loopback6) {
 		return true
 	}
 	for own := range b.own {
